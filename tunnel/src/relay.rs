@@ -1,0 +1,131 @@
+//! Byte relay between a TCP socket and a QUIC bidirectional stream.
+//!
+//! Each direction runs on its own and ends on its own, so a half-close on
+//! either side (TCP `shutdown(SHUT_WR)`, QUIC `finish`) is carried across.
+//! No buffer is held while a connection is idle: one is allocated only
+//! once the socket is readable, which keeps idle connections cheap.
+
+use std::io;
+use std::net::Shutdown;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use quinn::{RecvStream, SendStream, VarInt};
+use socket2::SockRef;
+use tokio::net::TcpStream;
+
+/// Largest read from TCP in one go.
+const CHUNK: usize = 64 * 1024;
+
+/// Application error code sent when a stream is reset because its TCP side
+/// failed.
+pub const RESET_TCP_ERROR: VarInt = VarInt::from_u32(1);
+
+/// Bytes moved by one relay.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RelayStats {
+    /// From the TCP socket into the QUIC stream.
+    pub tcp_to_quic: u64,
+    /// From the QUIC stream out to the TCP socket.
+    pub quic_to_tcp: u64,
+}
+
+/// How a relay ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("TCP connection failed: {0}")]
+    Tcp(#[source] io::Error),
+    #[error("tunnel stream failed: {0}")]
+    QuicWrite(#[source] quinn::WriteError),
+    #[error("tunnel stream failed: {0}")]
+    QuicRead(#[source] quinn::ReadError),
+}
+
+/// Relays until both directions are done. Returns the byte counts even when
+/// a direction failed, with the first failure. When the tunnel side fails,
+/// the TCP connection is reset rather than closed, so the local client
+/// does not mistake a broken transfer for a complete one.
+pub async fn relay(
+    tcp: TcpStream,
+    send: SendStream,
+    recv: RecvStream,
+) -> (RelayStats, Result<(), RelayError>) {
+    let _ = tcp.set_nodelay(true);
+    let (up, down) = tokio::join!(tcp_to_quic(&tcp, send), quic_to_tcp(recv, &tcp));
+    let stats = RelayStats {
+        tcp_to_quic: up.0,
+        quic_to_tcp: down.0,
+    };
+    let result = up.1.and(down.1);
+    if result.is_err() {
+        let _ = SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+    }
+    (stats, result)
+}
+
+async fn tcp_to_quic(tcp: &TcpStream, mut send: SendStream) -> (u64, Result<(), RelayError>) {
+    let mut total = 0u64;
+    loop {
+        // Wait for readiness first so an idle connection holds no buffer.
+        let ready = tokio::select! {
+            r = tcp.readable() => r,
+            // The peer stopped reading: nothing we read could be delivered.
+            _ = send.stopped() => return (total, Ok(())),
+        };
+        if let Err(e) = ready {
+            let _ = send.reset(RESET_TCP_ERROR);
+            return (total, Err(RelayError::Tcp(e)));
+        }
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        match tcp.try_read_buf(&mut buf) {
+            Ok(0) => {
+                let _ = send.finish();
+                return (total, Ok(()));
+            }
+            Ok(n) => {
+                total += n as u64;
+                if let Err(e) = send.write_chunk(buf.freeze()).await {
+                    return (total, Err(RelayError::QuicWrite(e)));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                let _ = send.reset(RESET_TCP_ERROR);
+                return (total, Err(RelayError::Tcp(e)));
+            }
+        }
+    }
+}
+
+async fn quic_to_tcp(mut recv: RecvStream, tcp: &TcpStream) -> (u64, Result<(), RelayError>) {
+    let mut total = 0u64;
+    loop {
+        match recv.read_chunk(CHUNK, true).await {
+            Ok(Some(chunk)) => {
+                if let Err(e) = write_all(tcp, &chunk.bytes).await {
+                    let _ = recv.stop(RESET_TCP_ERROR);
+                    return (total, Err(RelayError::Tcp(e)));
+                }
+                total += chunk.bytes.len() as u64;
+            }
+            Ok(None) => {
+                // Peer finished: half-close our write side only.
+                let _ = SockRef::from(tcp).shutdown(Shutdown::Write);
+                return (total, Ok(()));
+            }
+            Err(e) => return (total, Err(RelayError::QuicRead(e))),
+        }
+    }
+}
+
+async fn write_all(tcp: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        tcp.writable().await?;
+        match tcp.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Audit events. Each line of the log is one event, with `seq`, `ts` and
+//! `prev` (the hash chain) added by the writer.
+
+use serde::Serialize;
+
+/// Who, as the agent verified it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Who {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub issuer: String,
+}
+
+impl From<&hoop_proto::tunnel::Identity> for Who {
+    fn from(id: &hoop_proto::tunnel::Identity) -> Self {
+        Who {
+            user: id.user.clone(),
+            groups: id.groups.clone(),
+            issuer: id.issuer.clone(),
+        }
+    }
+}
+
+/// Everything the agent records.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The agent started serving.
+    AgentStart { version: String, listen: String },
+    /// The agent stopped cleanly.
+    AgentStop,
+    /// A torn or unreadable tail was cut from the log at start-up.
+    AuditRecovered { dropped_bytes: u64, reason: String },
+    /// A caller presented a token that was refused.
+    AuthFailed {
+        peer: String,
+        code: String,
+        reason: String,
+    },
+    /// A caller authenticated.
+    Login {
+        peer: String,
+        #[serde(flatten)]
+        who: Who,
+    },
+    /// An attempt to open a connection was refused before it started.
+    Refused {
+        peer: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        client_addr: Option<String>,
+        code: String,
+        reason: String,
+    },
+    /// A forwarded connection began.
+    SessionStart {
+        session: String,
+        peer: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        connection_type: String,
+        client_addr: Option<String>,
+    },
+    /// A forwarded connection ended.
+    SessionEnd {
+        session: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        /// From the caller to the backend.
+        bytes_up: u64,
+        /// From the backend to the caller.
+        bytes_down: u64,
+        duration_ms: u64,
+        /// `ok` or `error`.
+        outcome: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}

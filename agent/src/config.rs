@@ -1,0 +1,325 @@
+//! Agent configuration: TOML, parsed strictly (unknown keys are errors that
+//! name the key and line), then validated (errors name the key path).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default UDP address of the agent.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+
+/// The whole agent configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// UDP address the QUIC listener binds. Default `0.0.0.0:8443`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory holding the TLS identity made by `hoop-agent init` and the
+    /// audit log.
+    pub data_dir: PathBuf,
+    /// Trusted OpenID Connect issuers; a token from any other is refused.
+    #[serde(default, rename = "issuer")]
+    pub issuers: Vec<IssuerConfig>,
+    /// Backends callers may reach.
+    #[serde(default, rename = "connection")]
+    pub connections: Vec<ConnectionConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    // Cannot fail: a literal.
+    DEFAULT_LISTEN
+        .parse()
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8443)))
+}
+
+/// One trusted token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Issuer URL; must equal the tokens' `iss`. Discovery is fetched from
+    /// `<url>/.well-known/openid-configuration`. HTTPS, or HTTP on a
+    /// loopback address for local testing.
+    pub url: String,
+    /// Required `aud` of access tokens.
+    pub audience: String,
+    /// Public client `hoop login` uses with this issuer. Default `hoop-cli`.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Claim holding the caller's groups (array of strings or one string).
+    /// Default `groups`.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Claim naming the caller. Default `email`, falling back to `sub`.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// Scopes `hoop login` asks for. Default `openid email profile
+    /// offline_access`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Clock leeway for `exp` and `nbf`, in seconds (0..=60). Default 30.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_client_id() -> String {
+    "hoop-cli".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_user_claim() -> String {
+    "email".into()
+}
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "offline_access"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Kinds of backend. Only raw TCP is served by this version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionKind {
+    /// A raw byte relay.
+    Tcp,
+}
+
+impl ConnectionKind {
+    /// The local port `hoop connect` uses by default for this kind.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ConnectionKind::Tcp => 8999,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One backend callers may reach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// Name callers use: `hoop connect NAME`.
+    pub name: String,
+    /// Backend kind.
+    #[serde(rename = "type")]
+    pub kind: ConnectionKind,
+    /// Backend `host:port`, as seen from the agent.
+    pub address: String,
+    /// Users (by the issuer's user claim) allowed to use this connection.
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    /// Groups (by the issuer's groups claim) allowed to use it. With both
+    /// lists empty, nobody may.
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {}", .problems.join("; "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+impl AgentConfig {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg = Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
+        cfg.validate().map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text; the error names the key and line.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Checks what types alone cannot. Each problem names its key.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("data_dir: must not be empty".to_string());
+        }
+        if self.issuers.is_empty() {
+            problems.push(
+                "issuer: at least one [[issuer]] is needed; without one every caller is refused"
+                    .to_string(),
+            );
+        }
+        let mut urls = HashSet::new();
+        for (i, iss) in self.issuers.iter().enumerate() {
+            let key = format!("issuer[{i}]");
+            if let Err(e) = check_issuer_url(&iss.url) {
+                problems.push(format!("{key}.url: {e}"));
+            }
+            if !urls.insert(normalize_issuer(&iss.url)) {
+                problems.push(format!("{key}.url: issuer {} is listed twice", iss.url));
+            }
+            if iss.audience.trim().is_empty() {
+                problems.push(format!("{key}.audience: must not be empty"));
+            }
+            if iss.client_id.trim().is_empty() {
+                problems.push(format!("{key}.client_id: must not be empty"));
+            }
+            if iss.user_claim.trim().is_empty() {
+                problems.push(format!("{key}.user_claim: must not be empty"));
+            }
+            if iss.groups_claim.trim().is_empty() {
+                problems.push(format!("{key}.groups_claim: must not be empty"));
+            }
+            if iss.leeway_secs > 60 {
+                problems.push(format!(
+                    "{key}.leeway_secs: {} is more than the 60 s allowed",
+                    iss.leeway_secs
+                ));
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            let key = format!("connection[{i}]");
+            if !valid_name(&c.name) {
+                problems.push(format!(
+                    "{key}.name: {:?} must be 1-64 characters of a-z, 0-9, '-', '_' or '.'",
+                    c.name
+                ));
+            } else if !names.insert(c.name.as_str()) {
+                problems.push(format!(
+                    "{key}.name: connection {:?} is defined twice",
+                    c.name
+                ));
+            }
+            if let Err(e) = split_host_port(&c.address) {
+                problems.push(format!("{key}.address: {e}"));
+            }
+            for (j, u) in c.allow_users.iter().enumerate() {
+                if u.trim().is_empty() {
+                    problems.push(format!("{key}.allow_users[{j}]: must not be empty"));
+                }
+            }
+            for (j, g) in c.allow_groups.iter().enumerate() {
+                if g.trim().is_empty() {
+                    problems.push(format!("{key}.allow_groups[{j}]: must not be empty"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Warnings that do not stop the agent.
+    pub fn warnings(&self) -> Vec<String> {
+        self.connections
+            .iter()
+            .filter(|c| c.allow_users.is_empty() && c.allow_groups.is_empty())
+            .map(|c| {
+                format!(
+                    "connection {:?} has neither allow_users nor allow_groups: nobody can use it",
+                    c.name
+                )
+            })
+            .collect()
+    }
+
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+/// Issuer URLs compare without a trailing slash.
+pub fn normalize_issuer(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+/// HTTPS, or plain HTTP only to a loopback address.
+pub fn check_issuer_url(url: &str) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            if loopback {
+                Ok(parsed)
+            } else {
+                Err(format!(
+                    "{url:?} uses plain http; issuers must use https (http is allowed only on loopback, for testing)"
+                ))
+            }
+        }
+        other => Err(format!("{url:?} has scheme {other:?}; use https")),
+    }
+}
+
+/// Splits `host:port` (IPv6 in brackets).
+pub fn split_host_port(addr: &str) -> Result<(&str, u16), String> {
+    let bad = || format!("{addr:?} is not host:port");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(':') && !addr.starts_with('[') {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if port == 0 {
+        return Err(format!("{addr:?} has port 0"));
+    }
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+use super::*;
+
+const GOOD: &str = r#"
+listen = "127.0.0.1:8443"
+data_dir = "/var/lib/hoop-agent"
+
+[[issuer]]
+url = "https://idp.example.com"
+audience = "hoop"
+client_id = "hoop-cli"
+groups_claim = "groups"
+user_claim = "email"
+
+[[connection]]
+name = "echo"
+type = "tcp"
+address = "127.0.0.1:7000"
+allow_users = ["alice@example.com"]
+allow_groups = ["eng"]
+"#;
+
+#[test]
+fn issue_example_parses() {
+    let cfg = AgentConfig::parse(GOOD).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.listen.port(), 8443);
+    assert_eq!(cfg.issuers[0].leeway_secs, 30);
+    assert_eq!(cfg.connections[0].kind, ConnectionKind::Tcp);
+    assert!(cfg.warnings().is_empty());
+}
+
+#[test]
+fn shipped_examples_parse_and_validate() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            AgentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no example configs found in {}", dir.display());
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let text = GOOD.replace("address = ", "adress = \"x\"\naddress = ");
+    let err = AgentConfig::parse(&text).unwrap_err();
+    assert!(err.contains("adress"), "{err}");
+    assert!(err.contains("line 15"), "{err}");
+}
+
+#[test]
+fn unsupported_type_is_named() {
+    let text = GOOD.replace("type = \"tcp\"", "type = \"postgress\"");
+    let err = AgentConfig::parse(&text).unwrap_err();
+    assert!(err.contains("postgress"), "{err}");
+}
+
+#[test]
+fn validation_names_keys() {
+    let text = GOOD
+        .replace("https://idp.example.com", "http://idp.example.com")
+        .replace("127.0.0.1:7000", "nowhere")
+        .replace("audience = \"hoop\"", "audience = \"\"\nleeway_secs = 300")
+        .replace("name = \"echo\"", "name = \"Echo Server\"");
+    let problems = AgentConfig::parse(&text).unwrap().validate().unwrap_err();
+    let all = problems.join("\n");
+    for key in [
+        "issuer[0].url",
+        "issuer[0].audience",
+        "issuer[0].leeway_secs",
+        "connection[0].name",
+        "connection[0].address",
+    ] {
+        assert!(all.contains(key), "missing {key} in {all}");
+    }
+}
+
+#[test]
+fn no_issuer_is_an_error() {
+    let text = "data_dir = \"/tmp/x\"\n";
+    let problems = AgentConfig::parse(text).unwrap().validate().unwrap_err();
+    assert!(problems[0].starts_with("issuer:"), "{problems:?}");
+}
+
+#[test]
+fn duplicate_connection_names() {
+    let text = format!(
+        "{GOOD}\n[[connection]]\nname = \"echo\"\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\n"
+    );
+    let problems = AgentConfig::parse(&text).unwrap().validate().unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.starts_with("connection[1].name")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn nobody_allowed_is_a_warning() {
+    let text = GOOD
+        .replace("allow_users = [\"alice@example.com\"]", "")
+        .replace("allow_groups = [\"eng\"]", "");
+    let cfg = AgentConfig::parse(&text).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.warnings().len(), 1);
+}
+
+#[test]
+fn issuer_urls() {
+    assert!(check_issuer_url("https://idp.example.com").is_ok());
+    assert!(check_issuer_url("http://127.0.0.1:9000").is_ok());
+    assert!(check_issuer_url("http://[::1]:9000").is_ok());
+    assert!(check_issuer_url("http://localhost:9000").is_ok());
+    assert!(check_issuer_url("http://10.0.0.1").is_err());
+    assert!(check_issuer_url("ftp://idp").is_err());
+    assert!(check_issuer_url("not a url").is_err());
+}
+
+#[test]
+fn host_ports() {
+    assert_eq!(split_host_port("db:5432").unwrap(), ("db", 5432));
+    assert_eq!(split_host_port("[::1]:5432").unwrap(), ("::1", 5432));
+    for bad in ["db", ":5432", "db:", "db:0", "db:99999", "::1:5432"] {
+        assert!(split_host_port(bad).is_err(), "{bad}");
+    }
+}

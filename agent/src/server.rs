@@ -1,0 +1,478 @@
+//! The QUIC server: authenticates each tunnel on its control stream, then
+//! serves one forwarded connection per further bidirectional stream.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hoop_proto::tunnel::{
+    ConnectionInfo, ErrorCode, Identity, LoginSettings, PROTOCOL_VERSION, Request, Response,
+    WireError,
+};
+use hoop_tunnel::frame::{self, ReadFrameError};
+use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
+use tokio::sync::RwLock;
+
+use crate::audit::{AuditLog, Event, Who};
+use crate::config::{AgentConfig, ConnectionConfig, normalize_issuer};
+use crate::connector;
+use crate::identity::Identity as TlsIdentity;
+use crate::policy;
+use crate::token::{Verifier, now_unix};
+
+/// How long a new tunnel may take to authenticate, and a new stream to
+/// send its header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// QUIC close code: normal shutdown.
+const CLOSE_OK: VarInt = VarInt::from_u32(0);
+/// QUIC close code: authentication or protocol failure.
+const CLOSE_REFUSED: VarInt = VarInt::from_u32(1);
+
+/// Everything the connection handlers share.
+pub struct Shared {
+    pub cfg: AgentConfig,
+    pub verifier: Verifier,
+    pub audit: AuditLog,
+    connections: HashMap<String, ConnectionConfig>,
+}
+
+impl Shared {
+    pub fn new(cfg: AgentConfig, verifier: Verifier, audit: AuditLog) -> Self {
+        let connections = cfg
+            .connections
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect();
+        Shared {
+            cfg,
+            verifier,
+            audit,
+            connections,
+        }
+    }
+
+    fn login_settings(&self) -> Option<LoginSettings> {
+        self.cfg.issuers.first().map(|i| LoginSettings {
+            issuer: i.url.clone(),
+            client_id: i.client_id.clone(),
+            audience: i.audience.clone(),
+            scopes: i.scopes.clone(),
+        })
+    }
+
+    fn leeway_for(&self, issuer: &str) -> u64 {
+        self.cfg
+            .issuers
+            .iter()
+            .find(|i| normalize_issuer(&i.url) == normalize_issuer(issuer))
+            .map_or(0, |i| i.leeway_secs)
+    }
+}
+
+/// Binds the QUIC endpoint.
+pub fn bind(
+    addr: SocketAddr,
+    tls: &TlsIdentity,
+) -> anyhow::Result<(Endpoint, hoop_tunnel::transport::BufferSizes)> {
+    let server = hoop_tunnel::tls::server_config(tls.chain.clone(), tls.key.clone_key())?;
+    let (ep, sizes) =
+        hoop_tunnel::transport::endpoint_with_reset_key(addr, Some(server), &tls.reset_key)?;
+    Ok((ep, sizes))
+}
+
+/// Serves until `shutdown` completes, then closes every tunnel and flushes
+/// the audit log.
+pub async fn serve(endpoint: Endpoint, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                tokio::spawn(handle_tunnel(shared.clone(), incoming));
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    endpoint.close(CLOSE_OK, b"agent shutting down");
+    // Give relays a moment to record how their sessions ended.
+    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    shared.audit.record(Event::AgentStop);
+    shared.audit.flush().await;
+}
+
+/// State of one authenticated tunnel.
+struct Tunnel {
+    peer: SocketAddr,
+    identity: RwLock<Identity>,
+}
+
+async fn reply(send: &mut SendStream, msg: &Response) -> bool {
+    match frame::write(send, msg).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "could not send reply");
+            false
+        }
+    }
+}
+
+/// Sends a final error, waits briefly for it to be delivered, and closes
+/// the tunnel.
+async fn refuse(conn: &Connection, send: &mut SendStream, err: WireError) {
+    if reply(send, &Response::Error(err)).await {
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    }
+    conn.close(CLOSE_REFUSED, b"refused");
+}
+
+async fn handle_tunnel(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let peer = incoming.remote_address();
+    let conn = match tokio::time::timeout(HEADER_TIMEOUT, incoming).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake timed out");
+            return;
+        }
+    };
+    let (mut send, mut recv) = match tokio::time::timeout(HEADER_TIMEOUT, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            conn.close(CLOSE_REFUSED, b"no control stream");
+            return;
+        }
+    };
+    let identity = loop {
+        let req =
+            match tokio::time::timeout(HEADER_TIMEOUT, frame::read::<Request>(&mut recv)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(ReadFrameError::Unrecognised {
+                    version: Some(v), ..
+                })) if v != PROTOCOL_VERSION => {
+                    refuse(&conn, &mut send, version_error(v)).await;
+                    return;
+                }
+                Ok(Err(ReadFrameError::Closed)) => return,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "bad control header");
+                    refuse(
+                        &conn,
+                        &mut send,
+                        WireError::new(ErrorCode::BadRequest, format!("bad request: {e}")),
+                    )
+                    .await;
+                    return;
+                }
+                Err(_) => {
+                    conn.close(CLOSE_REFUSED, b"no hello");
+                    return;
+                }
+            };
+        match req {
+            Request::Discover { .. } => {
+                let msg = match shared.login_settings() {
+                    Some(s) => Response::Discovery(s),
+                    None => Response::Error(WireError::new(
+                        ErrorCode::Internal,
+                        "this agent trusts no issuer",
+                    )),
+                };
+                if !reply(&mut send, &msg).await {
+                    return;
+                }
+            }
+            Request::Hello { version, token, .. } => {
+                if version != PROTOCOL_VERSION {
+                    refuse(&conn, &mut send, version_error(version)).await;
+                    return;
+                }
+                match shared.verifier.verify(token.expose()).await {
+                    Ok(id) => break id,
+                    Err(e) => {
+                        let wire = e.to_wire();
+                        tracing::warn!(%peer, reason = %e, "token refused");
+                        shared.audit.record(Event::AuthFailed {
+                            peer: peer.to_string(),
+                            code: code_name(wire.code),
+                            reason: e.to_string(),
+                        });
+                        refuse(&conn, &mut send, wire).await;
+                        return;
+                    }
+                }
+            }
+            _ => {
+                refuse(
+                    &conn,
+                    &mut send,
+                    WireError::new(ErrorCode::Unauthenticated, "send Hello with a token first"),
+                )
+                .await;
+                return;
+            }
+        }
+    };
+    tracing::info!(%peer, user = %identity.user, "tunnel authenticated");
+    shared.audit.record(Event::Login {
+        peer: peer.to_string(),
+        who: Who::from(&identity),
+    });
+    let welcome = Response::Welcome {
+        version: PROTOCOL_VERSION,
+        identity: identity.clone(),
+        agent: concat!("hoop-agent ", env!("CARGO_PKG_VERSION")).to_string(),
+    };
+    if !reply(&mut send, &welcome).await {
+        return;
+    }
+    let tunnel = Arc::new(Tunnel {
+        peer,
+        identity: RwLock::new(identity),
+    });
+    tokio::spawn(control_loop(shared.clone(), tunnel.clone(), send, recv));
+    while let Ok((s, r)) = conn.accept_bi().await {
+        tokio::spawn(handle_stream(shared.clone(), tunnel.clone(), s, r));
+    }
+}
+
+fn version_error(theirs: u32) -> WireError {
+    let advice = if theirs > PROTOCOL_VERSION {
+        "upgrade hoop-agent, or use an older hoop"
+    } else {
+        "upgrade hoop"
+    };
+    WireError::new(
+        ErrorCode::VersionMismatch,
+        format!(
+            "hoop speaks tunnel protocol version {theirs} but this agent speaks version {PROTOCOL_VERSION}; {advice}"
+        ),
+    )
+}
+
+fn code_name(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{code:?}"))
+}
+
+async fn control_loop(
+    shared: Arc<Shared>,
+    tunnel: Arc<Tunnel>,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) {
+    loop {
+        let req = match frame::read::<Request>(&mut recv).await {
+            Ok(r) => r,
+            Err(ReadFrameError::Closed) => return,
+            Err(e) => {
+                tracing::debug!(peer = %tunnel.peer, error = %e, "control stream ended");
+                let _ = reply(
+                    &mut send,
+                    &Response::Error(WireError::new(
+                        ErrorCode::BadRequest,
+                        format!("bad request: {e}"),
+                    )),
+                )
+                .await;
+                return;
+            }
+        };
+        let resp = match req {
+            Request::ListConnections => {
+                let id = tunnel.identity.read().await.clone();
+                let mut connections: Vec<ConnectionInfo> = shared
+                    .cfg
+                    .connections
+                    .iter()
+                    .filter(|c| policy::allowed(c, &id))
+                    .map(|c| ConnectionInfo {
+                        name: c.name.clone(),
+                        kind: c.kind.as_str().to_string(),
+                        default_port: c.kind.default_port(),
+                    })
+                    .collect();
+                connections.sort_by(|a, b| a.name.cmp(&b.name));
+                Response::Connections { connections }
+            }
+            Request::Refresh { token } => match shared.verifier.verify(token.expose()).await {
+                Ok(new_id) => {
+                    let mut cur = tunnel.identity.write().await;
+                    if new_id.user != cur.user
+                        || normalize_issuer(&new_id.issuer) != normalize_issuer(&cur.issuer)
+                    {
+                        Response::Error(WireError::new(
+                            ErrorCode::TokenInvalid,
+                            "a refreshed token must be for the same user; reconnect to switch users",
+                        ))
+                    } else {
+                        *cur = new_id.clone();
+                        Response::Refreshed { identity: new_id }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %tunnel.peer, reason = %e, "refresh token refused");
+                    Response::Error(e.to_wire())
+                }
+            },
+            Request::Hello { .. } | Request::Discover { .. } => Response::Error(WireError::new(
+                ErrorCode::BadRequest,
+                "this tunnel is already authenticated",
+            )),
+            Request::Open { .. } => Response::Error(WireError::new(
+                ErrorCode::BadRequest,
+                "Open belongs on its own stream, not the control stream",
+            )),
+        };
+        if !reply(&mut send, &resp).await {
+            return;
+        }
+    }
+}
+
+fn new_session_id() -> String {
+    let mut b = [0u8; 8];
+    // A failing system RNG leaves zeros; the audit sequence still orders events.
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    hex::encode(b)
+}
+
+async fn handle_stream(
+    shared: Arc<Shared>,
+    tunnel: Arc<Tunnel>,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) {
+    let req = match tokio::time::timeout(HEADER_TIMEOUT, frame::read::<Request>(&mut recv)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(ReadFrameError::Closed)) | Err(_) => return,
+        Ok(Err(e)) => {
+            let _ = reply(
+                &mut send,
+                &Response::Error(WireError::new(
+                    ErrorCode::BadRequest,
+                    format!("bad request: {e}"),
+                )),
+            )
+            .await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let Request::Open {
+        connection,
+        client_addr,
+    } = req
+    else {
+        let _ = reply(
+            &mut send,
+            &Response::Error(WireError::new(
+                ErrorCode::BadRequest,
+                "a data stream must start with Open",
+            )),
+        )
+        .await;
+        let _ = send.finish();
+        return;
+    };
+    let id = tunnel.identity.read().await.clone();
+    let peer = tunnel.peer.to_string();
+    let refuse = |code: ErrorCode, msg: String| {
+        shared.audit.record(Event::Refused {
+            peer: peer.clone(),
+            who: Who::from(&id),
+            connection: connection.clone(),
+            client_addr: client_addr.clone(),
+            code: code_name(code),
+            reason: msg.clone(),
+        });
+        Response::Error(WireError::new(code, msg))
+    };
+    let leeway = shared.leeway_for(&id.issuer);
+    let outcome: Result<&ConnectionConfig, Response> = if id.expires_at + leeway < now_unix() {
+        Err(refuse(
+            ErrorCode::TokenExpired,
+            "your token has expired; sign in again (or give a fresh HOOP_TOKEN)".into(),
+        ))
+    } else {
+        match shared.connections.get(&connection) {
+            None => Err(refuse(
+                ErrorCode::UnknownConnection,
+                format!(
+                    "this agent has no connection named {connection:?}; `hoop connections` lists the ones you may use"
+                ),
+            )),
+            Some(c) if !policy::allowed(c, &id) => Err(refuse(
+                ErrorCode::Forbidden,
+                format!(
+                    "{} may not use connection {connection:?}; ask the agent's operator to add you to its allow_users or allow_groups",
+                    id.user
+                ),
+            )),
+            Some(c) => Ok(c),
+        }
+    };
+    let conn_cfg = match outcome {
+        Ok(c) => c,
+        Err(resp) => {
+            let _ = reply(&mut send, &resp).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let tcp = match connector::tcp::dial(&conn_cfg.address).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(connection = %connection, error = %e, "backend unreachable");
+            let resp = refuse(
+                ErrorCode::BackendUnreachable,
+                format!("the agent could not reach the backend of {connection:?}: {e}"),
+            );
+            let _ = reply(&mut send, &resp).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let session = new_session_id();
+    if !reply(
+        &mut send,
+        &Response::Opened {
+            session: session.clone(),
+        },
+    )
+    .await
+    {
+        return;
+    }
+    shared.audit.record(Event::SessionStart {
+        session: session.clone(),
+        peer: peer.clone(),
+        who: Who::from(&id),
+        connection: connection.clone(),
+        connection_type: conn_cfg.kind.as_str().to_string(),
+        client_addr: client_addr.clone(),
+    });
+    tracing::info!(%session, user = %id.user, %connection, "session started");
+    let started = Instant::now();
+    let (stats, result) = hoop_tunnel::relay::relay(tcp, send, recv).await;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(%session, up = stats.quic_to_tcp, down = stats.tcp_to_quic, duration_ms, "session ended");
+    shared.audit.record(Event::SessionEnd {
+        session,
+        who: Who::from(&id),
+        connection,
+        bytes_up: stats.quic_to_tcp,
+        bytes_down: stats.tcp_to_quic,
+        duration_ms,
+        outcome: if result.is_ok() { "ok" } else { "error" }.into(),
+        error: result.err().map(|e| e.to_string()),
+    });
+}

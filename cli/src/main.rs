@@ -1,0 +1,180 @@
+//! `hoop`: argument parsing and error reporting; the work is in the modules.
+
+mod args;
+mod client;
+mod connect;
+mod settings;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use hoop_proto::tunnel::Token;
+
+use args::{Cli, Cmd, Output};
+use client::AgentClient;
+use settings::{AgentArgs, SavedAgent, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hoop: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // Quietly stop when the reader of our output went away.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("hoop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client(cli_agent: &args::AgentOpts) -> anyhow::Result<AgentClient> {
+    let dir = settings::config_dir()?;
+    let saved = Settings::load(&dir)?;
+    let target = AgentArgs {
+        address: cli_agent.agent.clone(),
+        fingerprint: cli_agent.fingerprint.clone(),
+        ca: cli_agent.ca.clone(),
+    }
+    .resolve(&saved)?;
+    let token = std::env::var("HOOP_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .map(Token::new);
+    Ok(AgentClient::new(target, token)?)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Completions { shell } => {
+            std::io::stdout().write_all(&args::completions(shell))?;
+        }
+        Cmd::Trust { address } => {
+            let pin = settings::parse_pin(cli.agent.fingerprint.as_deref(), cli.agent.ca.as_deref())?
+                .context("give the agent's pin: --fingerprint SHA256:<hex> (printed by `hoop-agent init`) or --ca FILE")?;
+            let dir = settings::config_dir()?;
+            let mut saved = Settings::load(&dir)?;
+            let ca = cli
+                .agent
+                .ca
+                .as_ref()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+            let target = settings::Target {
+                address: address.clone(),
+                pin,
+            };
+            // Check the pin before saving it.
+            let probe = AgentClient::new(target, None)?;
+            let login = probe
+                .discover()
+                .await
+                .with_context(|| format!("not saved: could not verify the agent at {address}"))?;
+            saved.agent = Some(SavedAgent {
+                address: address.clone(),
+                fingerprint: cli.agent.fingerprint.clone(),
+                ca,
+            });
+            let path = saved.save(&dir)?;
+            println!(
+                "Trusting the agent at {address} (identity verified; it signs people in with {}). Saved to {}",
+                login.issuer,
+                path.display()
+            );
+        }
+        Cmd::Connections { output } => {
+            let client = client(&cli.agent)?;
+            let list = client.list_connections().await?;
+            let mut out = std::io::stdout().lock();
+            match output {
+                Output::Json => {
+                    serde_json::to_writer_pretty(&mut out, &list)?;
+                    writeln!(out)?;
+                }
+                Output::Table => {
+                    if list.is_empty() {
+                        writeln!(out, "You may not use any connection on this agent.")?;
+                    } else {
+                        let w = list.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
+                        writeln!(out, "{:<w$}  {:<10}  PORT", "NAME", "TYPE")?;
+                        for c in &list {
+                            writeln!(out, "{:<w$}  {:<10}  {}", c.name, c.kind, c.default_port)?;
+                        }
+                    }
+                }
+            }
+        }
+        Cmd::Whoami { output } => {
+            let client = client(&cli.agent)?;
+            let id = client.identity().await?;
+            let mut out = std::io::stdout().lock();
+            match output {
+                Output::Json => {
+                    serde_json::to_writer_pretty(&mut out, &id)?;
+                    writeln!(out)?;
+                }
+                Output::Table => {
+                    let expires = humantime_like(id.expires_at);
+                    writeln!(out, "user:    {}", id.user)?;
+                    writeln!(out, "groups:  {}", id.groups.join(", "))?;
+                    writeln!(out, "issuer:  {}", id.issuer)?;
+                    writeln!(out, "expires: {expires}")?;
+                }
+            }
+        }
+        Cmd::Connect {
+            name,
+            port,
+            bind,
+            command,
+        } => {
+            let client = Arc::new(client(&cli.agent)?);
+            return connect::run(
+                client,
+                connect::ConnectOpts {
+                    name,
+                    port,
+                    bind,
+                    command,
+                },
+            )
+            .await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn humantime_like(unix: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    let when = humantime::format_rfc3339_seconds(at);
+    match at.duration_since(std::time::SystemTime::now()) {
+        Ok(left) => format!(
+            "{when} (in {})",
+            humantime::format_duration(std::time::Duration::from_secs(left.as_secs()))
+        ),
+        Err(_) => format!("{when} (expired)"),
+    }
+}

@@ -1,3 +1,6 @@
-//! Helpers for hoop's end-to-end tests: real servers on free ports, driven in-process.
+//! Helpers for hoop's end-to-end tests: real servers on free ports, the
+//! real binaries, readiness read from their output.
 
+pub mod harness;
 pub mod issuer;
+pub mod servers;

@@ -120,6 +120,15 @@ pub async fn check(config: &Path) -> anyhow::Result<()> {
 /// `hoop-agent run`: serves until SIGINT or SIGTERM.
 pub async fn run(config: &Path) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(config)?;
+    serve(cfg, shutdown_signal()).await
+}
+
+/// Serves a validated configuration until `shutdown` completes. The TLS
+/// identity is loaded from `cfg.data_dir`.
+pub async fn serve(
+    cfg: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }
@@ -152,21 +161,20 @@ pub async fn run(config: &Path) -> anyhow::Result<()> {
         for (url, result) in warm.warm_up().await {
             match result {
                 Ok(n) => tracing::info!(issuer = %url, keys = n, "issuer keys loaded"),
-                Err(e) => {
-                    tracing::warn!(issuer = %url, error = %e, "cannot load issuer keys yet; will retry when a token arrives")
-                }
+                Err(e) => tracing::warn!(issuer = %url, error = %e, "cannot load issuer keys yet; will retry when a token arrives"),
             }
         }
     });
     let shared = Arc::new(Shared::new(cfg, verifier, audit_log.clone()));
-    server::serve(endpoint, shared, shutdown_signal()).await;
+    server::serve(endpoint, shared, shutdown).await;
     drop(audit_log);
     tracing::info!("hoop-agent stopped");
     let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -27,6 +27,16 @@ pub struct AgentConfig {
     /// Backends callers may reach.
     #[serde(default, rename = "connection")]
     pub connections: Vec<ConnectionConfig>,
+    /// How long an open tunnel outlives its token's expiry when the client
+    /// does not refresh it, in seconds. Default 120. `hoop` refreshes a
+    /// minute before expiry, so only a client that cannot refresh (a lost
+    /// sign-in, a fixed `HOOP_TOKEN`) is cut off.
+    #[serde(default = "default_grace")]
+    pub token_grace_secs: u64,
+}
+
+fn default_grace() -> u64 {
+    120
 }
 
 fn default_listen() -> SocketAddr {

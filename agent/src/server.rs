@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hoop_proto::tunnel::{
     ConnectionInfo, ErrorCode, Identity, LoginSettings, PROTOCOL_VERSION, Request, Response,
-    WireError,
+    WireError, close,
 };
 use hoop_tunnel::frame::{self, ReadFrameError};
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
@@ -26,9 +26,11 @@ use crate::token::{Verifier, now_unix};
 /// send its header.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// QUIC close code: normal shutdown.
-const CLOSE_OK: VarInt = VarInt::from_u32(0);
+const CLOSE_OK: VarInt = VarInt::from_u32(close::OK);
 /// QUIC close code: authentication or protocol failure.
-const CLOSE_REFUSED: VarInt = VarInt::from_u32(1);
+const CLOSE_REFUSED: VarInt = VarInt::from_u32(close::REFUSED);
+/// QUIC close code: the token expired without a refresh.
+const CLOSE_EXPIRED: VarInt = VarInt::from_u32(close::TOKEN_EXPIRED);
 
 /// Everything the connection handlers share.
 pub struct Shared {
@@ -237,8 +239,40 @@ async fn handle_tunnel(shared: Arc<Shared>, incoming: quinn::Incoming) {
         identity: RwLock::new(identity),
     });
     tokio::spawn(control_loop(shared.clone(), tunnel.clone(), send, recv));
+    tokio::spawn(expiry_watch(shared.clone(), tunnel.clone(), conn.clone()));
     while let Ok((s, r)) = conn.accept_bi().await {
         tokio::spawn(handle_stream(shared.clone(), tunnel.clone(), s, r));
+    }
+}
+
+/// Ends the tunnel once its token has been expired for longer than the
+/// grace period without a `Refresh`; refreshes push the deadline out.
+async fn expiry_watch(shared: Arc<Shared>, tunnel: Arc<Tunnel>, conn: Connection) {
+    loop {
+        let id = tunnel.identity.read().await.clone();
+        let deadline = id.expires_at.saturating_add(shared.cfg.token_grace_secs);
+        let now = now_unix();
+        if now >= deadline {
+            let msg = format!(
+                "your token expired at {} and was not refreshed, so the agent ended this tunnel; \
+                 run `hoop login` (or give a fresh HOOP_TOKEN) and connect again",
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(id.expires_at)
+                )
+            );
+            tracing::info!(peer = %tunnel.peer, user = %id.user, "token expired without refresh; closing tunnel");
+            shared.audit.record(Event::TunnelExpired {
+                peer: tunnel.peer.to_string(),
+                who: Who::from(&id),
+                expired_at: id.expires_at,
+            });
+            conn.close(CLOSE_EXPIRED, msg.as_bytes());
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(deadline - now)) => {}
+            _ = conn.closed() => return,
+        }
     }
 }
 
@@ -315,6 +349,11 @@ async fn control_loop(
                         ))
                     } else {
                         *cur = new_id.clone();
+                        shared.audit.record(Event::TokenRefreshed {
+                            peer: tunnel.peer.to_string(),
+                            who: Who::from(&new_id),
+                            expires_at: new_id.expires_at,
+                        });
                         Response::Refreshed { identity: new_id }
                     }
                 }

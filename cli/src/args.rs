@@ -42,6 +42,30 @@ pub struct AgentOpts {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// Sign in with the agent's identity provider (browser, device code or
+    /// client credentials) and remember the agent.
+    Login {
+        /// Use the device code flow (for machines without a browser).
+        #[arg(long, conflicts_with = "client_credentials")]
+        device: bool,
+        /// Sign in as a service account (client id and secret).
+        #[arg(long)]
+        client_credentials: bool,
+        /// Service account client id [env: HOOP_CLIENT_ID].
+        #[arg(long, requires = "client_credentials")]
+        client_id: Option<String>,
+        /// Service account secret; prefer HOOP_CLIENT_SECRET, which stays out of `ps`.
+        #[arg(long, requires = "client_credentials")]
+        client_secret: Option<String>,
+        /// Print the sign-in URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Fixed local port for the sign-in redirect (default: a free one).
+        #[arg(long, value_name = "PORT")]
+        redirect_port: Option<u16>,
+    },
+    /// Forget your tokens for the agent and revoke the refresh token.
+    Logout,
     /// Remember an agent and its pin for later commands.
     Trust {
         /// Agent address, HOST:PORT (UDP).

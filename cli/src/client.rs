@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoop_proto::tunnel::{
-    ConnectionInfo, ErrorCode, Identity, LoginSettings, PROTOCOL_VERSION, Request, Response, Token,
-    WireError,
+    ConnectionInfo, Identity, LoginSettings, PROTOCOL_VERSION, Request, Response, Token, WireError,
+    close,
 };
 use hoop_tunnel::frame::{self, ReadFrameError};
 use hoop_tunnel::pin::PinFailure;
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use tokio::sync::Mutex;
 
+use crate::session::{SessionError, TokenSource};
 use crate::settings::Target;
 
 /// How long the CLI waits for the agent's QUIC handshake.
@@ -42,6 +43,8 @@ pub enum ClientError {
     Protocol(String),
     #[error("cannot set up QUIC: {0}")]
     Setup(String),
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 impl ClientError {
@@ -62,13 +65,13 @@ impl ClientError {
 struct Live {
     conn: Connection,
     control: Mutex<(SendStream, RecvStream)>,
-    identity: Identity,
+    identity: std::sync::Mutex<Identity>,
 }
 
 /// A client for one agent.
 pub struct AgentClient {
     target: Target,
-    token: Option<Token>,
+    tokens: Option<Arc<TokenSource>>,
     endpoint: Endpoint,
     config: quinn::ClientConfig,
     pin_failure: PinFailure,
@@ -76,7 +79,7 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    pub fn new(target: Target, token: Option<Token>) -> Result<Self, ClientError> {
+    pub fn new(target: Target, tokens: Option<Arc<TokenSource>>) -> Result<Self, ClientError> {
         let (config, pin_failure) = hoop_tunnel::tls::client_config(&target.pin)
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         let bind: SocketAddr = ([0, 0, 0, 0, 0, 0, 0, 0], 0).into();
@@ -85,7 +88,7 @@ impl AgentClient {
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(AgentClient {
             target,
-            token,
+            tokens,
             endpoint,
             config,
             pin_failure,
@@ -160,6 +163,7 @@ impl AgentClient {
         )
         .await?;
         conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.endpoint.wait_idle()).await;
         match resp {
             Response::Discovery(s) => Ok(s),
             other => Err(unexpected(other)),
@@ -174,12 +178,15 @@ impl AgentClient {
                 return Ok(l.clone());
             }
         }
-        let token = self.token.clone().ok_or_else(|| {
-            ClientError::Refused(WireError::new(
-                ErrorCode::Unauthenticated,
-                "not signed in: set HOOP_TOKEN to an OIDC access token this agent trusts",
-            ))
-        })?;
+        let token = match &self.tokens {
+            Some(src) => src.fresh().await?,
+            None => {
+                return Err(SessionError::NotSignedIn {
+                    agent: self.target.address.clone(),
+                }
+                .into());
+            }
+        };
         let (conn, mut send, mut recv) = self.handshake().await?;
         let hello = Request::Hello {
             version: PROTOCOL_VERSION,
@@ -193,10 +200,57 @@ impl AgentClient {
         let live = Arc::new(Live {
             conn,
             control: Mutex::new((send, recv)),
-            identity,
+            identity: std::sync::Mutex::new(identity),
+        });
+        // Tell the user when the agent ends the tunnel for a reason of its
+        // own (an expired token), rather than letting connections just fail.
+        let watched = live.conn.clone();
+        tokio::spawn(async move {
+            if let quinn::ConnectionError::ApplicationClosed(c) = watched.closed().await {
+                if c.error_code == quinn::VarInt::from_u32(close::TOKEN_EXPIRED) {
+                    eprintln!("hoop: {}", String::from_utf8_lossy(&c.reason));
+                }
+            }
         });
         *guard = Some(live.clone());
         Ok(live)
+    }
+
+    /// Sends a fresh token to the agent for the open tunnel, if any. The
+    /// next tunnel presents the fresh token on its own.
+    pub async fn push_token(&self, token: Token) -> Result<Option<Identity>, ClientError> {
+        let live = {
+            let guard = self.live.lock().await;
+            match guard.as_ref() {
+                Some(l) if l.conn.close_reason().is_none() => l.clone(),
+                _ => return Ok(None),
+            }
+        };
+        let mut control = live.control.lock().await;
+        let (send, recv) = &mut *control;
+        match request(send, recv, &Request::Refresh { token }).await? {
+            Response::Refreshed { identity } => {
+                if let Ok(mut id) = live.identity.lock() {
+                    *id = identity.clone();
+                }
+                Ok(Some(identity))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Closes the tunnel politely so the agent does not keep it until the
+    /// idle timeout. Call before the process exits.
+    pub async fn shutdown(&self) {
+        if let Some(live) = self.live.lock().await.take() {
+            live.conn.close(quinn::VarInt::from_u32(close::OK), b"done");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.endpoint.wait_idle()).await;
+    }
+
+    /// The token source, for background refresh.
+    pub fn tokens(&self) -> Option<&Arc<TokenSource>> {
+        self.tokens.as_ref()
     }
 
     async fn forget(&self, dead: &Arc<Live>) {
@@ -227,7 +281,13 @@ impl AgentClient {
 
     /// The identity the agent verified.
     pub async fn identity(&self) -> Result<Identity, ClientError> {
-        Ok(self.live().await?.identity.clone())
+        let live = self.live().await?;
+        let id = live
+            .identity
+            .lock()
+            .map_err(|_| ClientError::Protocol("identity lock poisoned".into()))?
+            .clone();
+        Ok(id)
     }
 
     /// Connections the caller may open.

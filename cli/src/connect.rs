@@ -61,6 +61,7 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
 
     let name: Arc<str> = Arc::from(opts.name.as_str());
     let warned = Arc::new(AtomicBool::new(false));
+    let refresher = tokio::spawn(keep_fresh(client.clone()));
     let accept = tokio::spawn(accept_loop(listener, client, name, warned));
 
     let code = if opts.command.is_empty() {
@@ -70,7 +71,48 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
         run_command(&opts.command, &info, local).await?
     };
     accept.abort();
+    refresher.abort();
     Ok(code)
+}
+
+/// Renews the token a minute before it expires and hands the new one to
+/// the agent, so open connections outlive any single access token.
+async fn keep_fresh(client: Arc<AgentClient>) {
+    let Some(source) = client.tokens().cloned() else {
+        return;
+    };
+    if !source.refreshable() {
+        return;
+    }
+    let mut warned = false;
+    loop {
+        let Some(exp) = source.expires_at().await else {
+            return;
+        };
+        let now = crate::oidc::now_unix();
+        // A minute ahead, or halfway through for short-lived tokens.
+        let left = exp.saturating_sub(now);
+        let wake = exp.saturating_sub(crate::session::REFRESH_MARGIN.min(left / 2));
+        if wake > now {
+            tokio::time::sleep(std::time::Duration::from_secs(wake - now)).await;
+        }
+        match source.refresh().await {
+            Ok(token) => {
+                warned = false;
+                if let Err(e) = client.push_token(token).await {
+                    eprintln!("hoop: the agent did not take the refreshed token: {e}");
+                }
+            }
+            Err(e) => {
+                if !warned {
+                    eprintln!("hoop: {e}");
+                    warned = true;
+                }
+                // Try again shortly: a network blip should not end the session.
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            }
+        }
+    }
 }
 
 fn ready_line(info: &ConnectionInfo, local: SocketAddr) -> String {

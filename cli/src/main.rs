@@ -3,7 +3,11 @@
 mod args;
 mod client;
 mod connect;
+mod login;
+mod oidc;
+mod session;
 mod settings;
+mod store;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,7 +15,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use hoop_proto::tunnel::Token;
 
 use args::{Cli, Cmd, Output};
 use client::AgentClient;
@@ -51,25 +54,66 @@ fn main() -> ExitCode {
     }
 }
 
-fn client(cli_agent: &args::AgentOpts) -> anyhow::Result<AgentClient> {
-    let dir = settings::config_dir()?;
-    let saved = Settings::load(&dir)?;
-    let target = AgentArgs {
+fn agent_args(cli_agent: &args::AgentOpts) -> AgentArgs {
+    AgentArgs {
         address: cli_agent.agent.clone(),
         fingerprint: cli_agent.fingerprint.clone(),
         ca: cli_agent.ca.clone(),
     }
-    .resolve(&saved)?;
-    let token = std::env::var("HOOP_TOKEN")
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .map(Token::new);
-    Ok(AgentClient::new(target, token)?)
+}
+
+fn client(cli_agent: &args::AgentOpts) -> anyhow::Result<AgentClient> {
+    let dir = settings::config_dir()?;
+    let saved = Settings::load(&dir)?;
+    let target = agent_args(cli_agent).resolve(&saved)?;
+    let tokens = session::TokenSource::for_agent(&dir, &target.address)?.map(Arc::new);
+    Ok(AgentClient::new(target, tokens)?)
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
+        Cmd::Login {
+            device,
+            client_credentials,
+            client_id,
+            client_secret,
+            no_browser,
+            redirect_port,
+        } => {
+            let dir = settings::config_dir()?;
+            let saved = Settings::load(&dir)?;
+            let args = agent_args(&cli.agent);
+            let target = args.resolve(&saved)?;
+            // Remember the agent when it was named on the command line or
+            // in the environment; a saved one stays as it is.
+            let save = args.address.as_ref().map(|address| SavedAgent {
+                address: address.clone(),
+                fingerprint: args.fingerprint.clone(),
+                ca: args
+                    .ca
+                    .as_ref()
+                    .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+            });
+            login::login(
+                target,
+                save,
+                login::LoginOpts {
+                    device,
+                    client_credentials,
+                    client_id,
+                    client_secret,
+                    no_browser,
+                    redirect_port,
+                },
+            )
+            .await?;
+        }
+        Cmd::Logout => {
+            let dir = settings::config_dir()?;
+            let saved = Settings::load(&dir)?;
+            let target = agent_args(&cli.agent).resolve(&saved)?;
+            login::logout(&target.address).await?;
+        }
         Cmd::Completions { shell } => {
             std::io::stdout().write_all(&args::completions(shell))?;
         }
@@ -107,7 +151,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Connections { output } => {
             let client = client(&cli.agent)?;
-            let list = client.list_connections().await?;
+            let list = client.list_connections().await;
+            client.shutdown().await;
+            let list = list?;
             let mut out = std::io::stdout().lock();
             match output {
                 Output::Json => {
@@ -129,7 +175,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Whoami { output } => {
             let client = client(&cli.agent)?;
-            let id = client.identity().await?;
+            let id = client.identity().await;
+            client.shutdown().await;
+            let id = id?;
             let mut out = std::io::stdout().lock();
             match output {
                 Output::Json => {
@@ -152,8 +200,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => {
             let client = Arc::new(client(&cli.agent)?);
-            return connect::run(
-                client,
+            let code = connect::run(
+                client.clone(),
                 connect::ConnectOpts {
                     name,
                     port,
@@ -162,6 +210,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )
             .await;
+            client.shutdown().await;
+            return code;
         }
     }
     Ok(ExitCode::SUCCESS)

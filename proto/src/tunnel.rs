@@ -25,6 +25,17 @@ pub const MAX_HEADER_LEN: usize = 64 * 1024;
 /// Length of the frame prefix, in bytes.
 pub const PREFIX_LEN: usize = 4;
 
+/// QUIC application close codes the agent uses; the close reason carries a
+/// message for the user.
+pub mod close {
+    /// Normal shutdown (agent stopping, client done).
+    pub const OK: u32 = 0;
+    /// Authentication or protocol failure.
+    pub const REFUSED: u32 = 1;
+    /// The tunnel's token expired and was not refreshed within the grace period.
+    pub const TOKEN_EXPIRED: u32 = 2;
+}
+
 /// A bearer token. Its `Debug` never prints the value.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -157,6 +157,16 @@ impl Agent {
         conns: &[Conn],
         issuer_extra: &str,
     ) -> anyhow::Result<Agent> {
+        Self::start_full(issuer_url, conns, "", issuer_extra)
+    }
+
+    /// Like [`Agent::start_with`], with extra top-level TOML as well.
+    pub fn start_full(
+        issuer_url: &str,
+        conns: &[Conn],
+        top_extra: &str,
+        issuer_extra: &str,
+    ) -> anyhow::Result<Agent> {
         let dir = TempDir::new("hoop-agent");
         let data = dir.path().join("data");
         let out = Command::new(bin("hoop-agent"))
@@ -172,7 +182,7 @@ impl Agent {
             .output()?;
         let fingerprint = String::from_utf8(fp.stdout)?.trim().to_string();
         let mut toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[[issuer]]\nurl = {:?}\naudience = \"hoop\"\n{issuer_extra}\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{top_extra}\n\n[[issuer]]\nurl = {:?}\naudience = \"hoop\"\n{issuer_extra}\n",
             data.display().to_string(),
             issuer_url
         );

@@ -3,4 +3,5 @@
 
 pub mod harness;
 pub mod issuer;
+pub mod oidc;
 pub mod servers;

@@ -255,3 +255,49 @@ async fn groups_and_user_claims_are_configurable() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["name"], "echo");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unrefreshed_token_ends_the_tunnel_after_the_grace_period() {
+    let issuer = TestIssuer::start().await.unwrap();
+    let echo = servers::echo().await.unwrap();
+    let agent = Agent::start_full(
+        issuer.url(),
+        &[Conn::tcp("echo", echo)],
+        "token_grace_secs = 1",
+        "leeway_secs = 0",
+    )
+    .unwrap();
+    // A fixed HOOP_TOKEN cannot be refreshed: the agent must end the
+    // tunnel once it has expired, and say why.
+    let token = issuer
+        .token_for("alice@example.com", &["eng"], "hoop", 3)
+        .unwrap();
+    let connect = hoop_tests::harness::Connect::start(&agent, &token, "echo").unwrap();
+    let mut s = tokio::net::TcpStream::connect(connect.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"before expiry").await.unwrap();
+    let mut buf = [0u8; 13];
+    s.read_exact(&mut buf).await.unwrap();
+    // Keep the connection open past expiry + grace; it is cut, not hung.
+    let mut rest = Vec::new();
+    let ended =
+        tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the tunnel outlived its token");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !connect.stderr.all().contains("your token expired") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stderr: {}",
+            connect.stderr.all()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        connect.stderr.all().contains("hoop login"),
+        "{}",
+        connect.stderr.all()
+    );
+    let mut agent = agent;
+    agent.stop();
+    assert!(agent.audit().iter().any(|e| e["event"] == "tunnel_expired"));
+}

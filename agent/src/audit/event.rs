@@ -43,6 +43,20 @@ pub enum Event {
         #[serde(flatten)]
         who: Who,
     },
+    /// A tunnel's token expired without a refresh; the agent closed it.
+    TunnelExpired {
+        peer: String,
+        #[serde(flatten)]
+        who: Who,
+        expired_at: u64,
+    },
+    /// A caller replaced its tunnel's token before it expired.
+    TokenRefreshed {
+        peer: String,
+        #[serde(flatten)]
+        who: Who,
+        expires_at: u64,
+    },
     /// An attempt to open a connection was refused before it started.
     Refused {
         peer: String,

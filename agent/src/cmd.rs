@@ -129,6 +129,16 @@ pub async fn serve(
     cfg: AgentConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with(cfg, shutdown, |_| {}).await
+}
+
+/// Like [`serve`], calling `on_listen` with the bound UDP address once the
+/// agent listens (the real port when `listen` asked for port 0).
+pub async fn serve_with(
+    cfg: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_listen: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }
@@ -156,12 +166,15 @@ pub async fn serve(
         connections = cfg.connections.len(),
         "hoop-agent listening (UDP)"
     );
+    on_listen(listen);
     let warm = verifier.clone();
     tokio::spawn(async move {
         for (url, result) in warm.warm_up().await {
             match result {
                 Ok(n) => tracing::info!(issuer = %url, keys = n, "issuer keys loaded"),
-                Err(e) => tracing::warn!(issuer = %url, error = %e, "cannot load issuer keys yet; will retry when a token arrives"),
+                Err(e) => {
+                    tracing::warn!(issuer = %url, error = %e, "cannot load issuer keys yet; will retry when a token arrives")
+                }
             }
         }
     });
@@ -173,25 +186,35 @@ pub async fn serve(
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal sent as soon as
+/// the agent says it listens stops it cleanly instead of killing it. Call it
+/// inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async fn recv(s: Option<Signal>) {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
                 }
+                None => std::future::pending().await,
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        }
+        async move {
+            tokio::select! {
+                () = recv(term) => {}
+                () = recv(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

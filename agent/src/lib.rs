@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cmd;
 pub mod config;
 pub mod connector;
+pub mod dev;
 pub mod identity;
 pub mod policy;
 pub mod server;

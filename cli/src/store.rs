@@ -206,7 +206,8 @@ impl TokenStore {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => {
-                    return Err(e).with_context(|| format!("cannot remove {}", self.file.display()));
+                    return Err(e)
+                        .with_context(|| format!("cannot remove {}", self.file.display()));
                 }
             }
         }

@@ -1,0 +1,393 @@
+//! `hoop-agent dev`: everything on one machine for trying hoop out, like
+//! `vault server -dev`. A throwaway CA, a built-in development OpenID
+//! Connect provider ([`idp`]) that approves a fixed dev user without a
+//! password, and an agent trusting it, with connections taken from flags.
+//!
+//! Because anyone who can reach the provider is signed in, both listeners
+//! must be on loopback unless `--allow-non-loopback` says otherwise.
+//!
+//! What it prints on stdout is meant for people and scripts alike: after
+//! the banner come `key: value` lines (see [`print_ready`]), ending with a
+//! line starting `ready:`.
+
+pub mod idp;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::config::{AgentConfig, split_host_port};
+use crate::identity::{self, IdentityPaths};
+
+/// `hoop-agent dev` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// UDP address of the agent.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// TCP address of the development identity provider; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub idp_listen: SocketAddr,
+    /// Keep the agent's identity and audit log in DIR across runs
+    /// [default: a temporary directory, removed on exit].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A raw TCP backend callers may open as NAME (repeatable).
+    #[arg(long = "tcp", value_name = "NAME=HOST:PORT", value_parser = parse_named)]
+    pub tcp: Vec<Named>,
+    /// Email of the dev user every sign-in is approved as.
+    #[arg(long, default_value = "dev@example.com", value_name = "EMAIL")]
+    pub user: String,
+    /// Groups of the dev user and of the `hoop-ci` service identity; every
+    /// connection is open to them. Comma-separated or repeated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "dev",
+        value_name = "GROUP"
+    )]
+    pub groups: Vec<String>,
+    /// Lifetime of access and ID tokens, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub token_ttl: u64,
+    /// Least seconds between two polls of a device code.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub device_interval: u64,
+    /// Extra DNS name or IP address for the agent certificate (repeatable),
+    /// for clients on other machines.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// Allow `--listen` or `--idp-listen` beyond loopback. Anyone who can
+    /// reach the provider is signed in without a password.
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+}
+
+/// `NAME=HOST:PORT` from a connection flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub name: String,
+    pub address: String,
+}
+
+/// Parses `NAME=HOST:PORT`.
+pub fn parse_named(s: &str) -> Result<Named, String> {
+    let (name, address) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=HOST:PORT"))?;
+    split_host_port(address)?;
+    Ok(Named {
+        name: name.to_string(),
+        address: address.to_string(),
+    })
+}
+
+/// Refuses listeners beyond loopback unless allowed.
+pub fn check_listen(args: &DevArgs) -> anyhow::Result<()> {
+    for (flag, addr) in [("--listen", args.listen), ("--idp-listen", args.idp_listen)] {
+        if !addr.ip().is_loopback() && !args.allow_non_loopback {
+            bail!(
+                "{flag} {addr} is not a loopback address. The dev agent signs in anyone who can \
+                 reach it as {} without a password, so it listens only on 127.0.0.1 or ::1 unless \
+                 you pass --allow-non-loopback",
+                args.user
+            );
+        }
+    }
+    // The provider's issuer URL is plain http, which the agent accepts
+    // only on loopback; a wildcard bind is advertised as loopback.
+    let ip = args.idp_listen.ip();
+    if !ip.is_loopback() && !ip.is_unspecified() {
+        bail!(
+            "--idp-listen {}: the dev identity provider's issuer URL is plain http, which the agent \
+             accepts only on loopback; listen on 127.0.0.1, or on 0.0.0.0 to be reachable from \
+             elsewhere too",
+            args.idp_listen
+        );
+    }
+    Ok(())
+}
+
+/// The address a local client dials for a bound address (loopback for a
+/// wildcard).
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// The agent configuration: one issuer (the dev provider), and every
+/// connection open to the dev groups.
+pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Result<AgentConfig> {
+    let connections: Vec<_> = args
+        .tcp
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "type": "tcp",
+                "address": t.address,
+                "allow_groups": args.groups,
+            })
+        })
+        .collect();
+    let mut cfg: AgentConfig = serde_json::from_value(json!({
+        "listen": args.listen.to_string(),
+        // Set below: a path need not be UTF-8.
+        "data_dir": "",
+        "issuer": [{
+            "url": issuer,
+            "audience": idp::AUDIENCE,
+            "client_id": idp::CLI_CLIENT_ID,
+        }],
+        "connection": connections,
+    }))
+    .context("cannot build the dev agent's configuration")?;
+    cfg.data_dir = data_dir.to_owned();
+    let mut problems = Vec::new();
+    if args.user.trim().is_empty() {
+        problems.push("--user: must not be empty".to_string());
+    }
+    if args.groups.is_empty() || args.groups.iter().any(|g| g.trim().is_empty()) {
+        problems.push("--groups: give one or more non-empty group names".to_string());
+    }
+    if let Err(found) = cfg.validate() {
+        // Name the flag rather than the config key it became.
+        for p in found {
+            let flag = args.tcp.iter().enumerate().find_map(|(i, t)| {
+                let rest = p.strip_prefix(&format!("connection[{i}]."))?;
+                Some(format!("--tcp {}={}: {rest}", t.name, t.address))
+            });
+            problems.push(flag.unwrap_or(p));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok(cfg)
+}
+
+/// The data directory: the user's, kept, or a temporary one removed when
+/// this is dropped.
+struct DataDir {
+    path: PathBuf,
+    throwaway: bool,
+}
+
+impl DataDir {
+    fn new(kept: Option<PathBuf>) -> anyhow::Result<DataDir> {
+        if let Some(path) = kept {
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            return Ok(DataDir {
+                path,
+                throwaway: false,
+            });
+        }
+        let mut r = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut r)
+            .map_err(|_| anyhow::anyhow!("the random generator failed"))?;
+        let path = std::env::temp_dir().join(format!("hoop-dev-{}", hex::encode(r)));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(DataDir {
+            path,
+            throwaway: true,
+        })
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if self.throwaway {
+            match std::fs::remove_dir_all(&self.path) {
+                Ok(()) => {
+                    tracing::info!(dir = %self.path.display(), "removed the throwaway data dir")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %self.path.display(), error = %e, "cannot remove the throwaway data dir")
+                }
+            }
+        }
+    }
+}
+
+/// Makes the identity unless a kept data dir already has one; returns the
+/// CA fingerprint.
+fn ensure_identity(dir: &Path, sans: &[String]) -> anyhow::Result<String> {
+    if IdentityPaths::new(dir).cert().exists() {
+        return Ok(identity::fingerprint(dir)?.to_string());
+    }
+    Ok(identity::init(dir, sans, false)?.fingerprint.to_string())
+}
+
+/// Runs the dev agent until SIGINT or SIGTERM.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    check_listen(&args)?;
+    let data = DataDir::new(args.data_dir.clone())?;
+    let fingerprint = ensure_identity(&data.path, &args.sans)?;
+    let provider = idp::start(
+        args.idp_listen,
+        idp::Settings {
+            user: args.user.clone(),
+            groups: args.groups.clone(),
+            token_ttl: args.token_ttl,
+            device_interval: args.device_interval,
+        },
+    )
+    .await?;
+    let cfg = agent_config(&args, &data.path, provider.issuer())?;
+    if args.allow_non_loopback
+        && !(args.listen.ip().is_loopback() && args.idp_listen.ip().is_loopback())
+    {
+        tracing::warn!(
+            "the dev agent listens beyond loopback: anyone who can reach it is signed in as {} without a password",
+            args.user
+        );
+    }
+    let ready = Ready {
+        args: &args,
+        fingerprint: &fingerprint,
+        issuer: provider.issuer(),
+        ci_secret: provider.ci_secret(),
+        data_dir: &data.path,
+        throwaway: data.throwaway,
+    };
+    crate::cmd::serve_with(cfg, crate::cmd::shutdown_signal(), |addr| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        // A closed stdout must not stop the agent.
+        let _ = out.write_all(ready.text(addr).as_bytes());
+        let _ = out.flush();
+    })
+    .await?;
+    drop(provider);
+    drop(data);
+    Ok(())
+}
+
+/// What the ready message tells.
+struct Ready<'a> {
+    args: &'a DevArgs,
+    fingerprint: &'a str,
+    issuer: &'a str,
+    ci_secret: &'a str,
+    data_dir: &'a Path,
+    throwaway: bool,
+}
+
+impl Ready<'_> {
+    /// The banner and what to run, for the agent bound to `bound`.
+    ///
+    /// The machine-readable part is one `key: value` line each, in this
+    /// order:
+    ///
+    /// ```text
+    /// agent: 127.0.0.1:8443                    (an address a local hoop dials)
+    /// fingerprint: SHA256:<64 hex>
+    /// idp: http://127.0.0.1:PORT               (the issuer URL, no trailing slash)
+    /// user: dev@example.com groups=dev[,more]
+    /// client-credentials: hoop-ci <secret>
+    /// connection: NAME tcp HOST:PORT           (one per connection, or `connections: none ...`)
+    /// data-dir: DIR (throwaway, removed on exit) | DIR (kept)
+    /// ```
+    ///
+    /// then instructions for people, and last a line starting `ready:`.
+    fn text(&self, bound: SocketAddr) -> String {
+        use std::fmt::Write as _;
+        let args = self.args;
+        let agent = dialable(bound);
+        let (idp, secret, fp) = (self.issuer, self.ci_secret, self.fingerprint);
+        let ci = idp::CI_CLIENT_ID;
+        let rule = "#".repeat(78);
+        let mut s = String::new();
+        let _ = writeln!(s, "{rule}");
+        let _ = writeln!(
+            s,
+            "##  hoop-agent DEVELOPMENT MODE: never use it in production."
+        );
+        let _ = writeln!(
+            s,
+            "##  - a built-in, in-memory identity provider approves every sign-in as"
+        );
+        let _ = writeln!(s, "##    {} without a password;", args.user);
+        let _ = writeln!(
+            s,
+            "##  - the CA and certificate are throwaway; tokens live in memory only."
+        );
+        if args.allow_non_loopback {
+            let _ = writeln!(
+                s,
+                "##  - WARNING: --allow-non-loopback: anyone who can reach it gets in."
+            );
+        }
+        let _ = writeln!(s, "{rule}");
+        let _ = writeln!(s, "agent: {agent}");
+        let _ = writeln!(s, "fingerprint: {fp}");
+        let _ = writeln!(s, "idp: {idp}");
+        let _ = writeln!(s, "user: {} groups={}", args.user, args.groups.join(","));
+        let _ = writeln!(s, "client-credentials: {ci} {secret}");
+        if args.tcp.is_empty() {
+            let _ = writeln!(s, "connections: none (add --tcp NAME=HOST:PORT)");
+        }
+        for t in &args.tcp {
+            let _ = writeln!(s, "connection: {} tcp {}", t.name, t.address);
+        }
+        let dir = self.data_dir.display();
+        if self.throwaway {
+            let _ = writeln!(s, "data-dir: {dir} (throwaway, removed on exit)");
+        } else {
+            let _ = writeln!(s, "data-dir: {dir} (kept)");
+        }
+        if agent != bound {
+            let _ = writeln!(s, "(the agent listens on UDP {bound})");
+        }
+        let name = args.tcp.first().map_or("NAME", |t| t.name.as_str());
+        let login = format!("hoop login --agent {agent} --fingerprint {fp}");
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "Sign in (a browser opens; add --device on a machine without one), then connect:"
+        );
+        let _ = writeln!(s, "  {login}");
+        let _ = writeln!(s, "  hoop connect {name}");
+        let _ = writeln!(s);
+        let _ = writeln!(s, "As the {ci} service account:");
+        let _ = writeln!(
+            s,
+            "  HOOP_CLIENT_SECRET={secret} {login} --client-credentials --client-id {ci}"
+        );
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Or with a token fetched by hand:");
+        let _ = writeln!(
+            s,
+            "  export HOOP_TOKEN=\"$(curl -s -u {ci}:{secret} -d grant_type=client_credentials {idp}/token \
+             | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')\""
+        );
+        let _ = writeln!(
+            s,
+            "  HOOP_AGENT={agent} HOOP_AGENT_FINGERPRINT={fp} hoop connect {name}"
+        );
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Device sign-ins are approved at {idp}/device");
+        let _ = writeln!(s, "ready: press Ctrl-C to stop");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+use clap::Parser;
+
+use super::*;
+
+#[derive(Parser)]
+struct Wrap {
+    #[command(flatten)]
+    args: DevArgs,
+}
+
+fn args(argv: &[&str]) -> Result<DevArgs, clap::Error> {
+    Wrap::try_parse_from(std::iter::once("dev").chain(argv.iter().copied())).map(|w| w.args)
+}
+
+#[test]
+fn defaults_are_loopback_and_dev() {
+    let a = args(&[]).unwrap();
+    assert_eq!(a.listen, "127.0.0.1:8443".parse().unwrap());
+    assert_eq!(a.idp_listen, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(a.user, "dev@example.com");
+    assert_eq!(a.groups, vec!["dev"]);
+    assert_eq!(a.token_ttl, 600);
+    assert_eq!(a.device_interval, 5);
+    assert!(a.data_dir.is_none() && !a.allow_non_loopback && a.tcp.is_empty());
+    check_listen(&a).unwrap();
+
+    let a = args(&[
+        "--groups",
+        "a,b",
+        "--groups",
+        "c",
+        "--tcp",
+        "db=localhost:5432",
+    ])
+    .unwrap();
+    assert_eq!(a.groups, vec!["a", "b", "c"]);
+    assert_eq!(
+        a.tcp,
+        vec![Named {
+            name: "db".into(),
+            address: "localhost:5432".into()
+        }]
+    );
+    assert!(args(&["--tcp", "db"]).is_err());
+    assert!(args(&["--tcp", "db=localhost"]).is_err());
+    assert!(args(&["--token-ttl", "0"]).is_err());
+}
+
+#[test]
+fn non_loopback_needs_the_flag() {
+    for argv in [
+        &["--listen", "0.0.0.0:0"][..],
+        &["--idp-listen", "0.0.0.0:0"],
+        &["--listen", "[::]:8443"],
+        &["--listen", "192.0.2.1:8443"],
+    ] {
+        let err = check_listen(&args(argv).unwrap()).unwrap_err().to_string();
+        assert!(
+            err.contains("not a loopback address") && err.contains("--allow-non-loopback"),
+            "{err}"
+        );
+    }
+    check_listen(&args(&["--listen", "0.0.0.0:0", "--allow-non-loopback"]).unwrap()).unwrap();
+    check_listen(&args(&["--listen", "[::1]:0"]).unwrap()).unwrap();
+    // The provider's plain-http issuer must be reachable on loopback.
+    let err =
+        check_listen(&args(&["--idp-listen", "192.0.2.1:0", "--allow-non-loopback"]).unwrap())
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("plain http"), "{err}");
+}
+
+#[test]
+fn config_trusts_the_provider_and_opens_connections_to_the_groups() {
+    let a = args(&["--tcp", "echo=127.0.0.1:7", "--tcp", "db=[::1]:5432"]).unwrap();
+    let cfg = agent_config(&a, Path::new("/tmp/x"), "http://127.0.0.1:5556").unwrap();
+    assert_eq!(cfg.data_dir, Path::new("/tmp/x"));
+    assert_eq!(cfg.issuers.len(), 1);
+    assert_eq!(cfg.issuers[0].url, "http://127.0.0.1:5556");
+    assert_eq!(cfg.issuers[0].audience, "hoop");
+    assert_eq!(cfg.issuers[0].client_id, "hoop-cli");
+    assert_eq!(cfg.connections.len(), 2);
+    assert_eq!(cfg.connections[1].address, "[::1]:5432");
+    assert!(cfg.connections.iter().all(|c| c.allow_groups == ["dev"]));
+    assert!(cfg.warnings().is_empty());
+
+    let a = args(&["--tcp", "Bad Name=127.0.0.1:7", "--tcp", "ok=127.0.0.1:8"]).unwrap();
+    let err = agent_config(&a, Path::new("/x"), "http://127.0.0.1:1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("--tcp Bad Name=127.0.0.1:7: name:"),
+        "{err}"
+    );
+    let a = args(&["--tcp", "a=127.0.0.1:7", "--tcp", "a=127.0.0.1:8"]).unwrap();
+    let err = agent_config(&a, Path::new("/x"), "http://127.0.0.1:1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--tcp a=127.0.0.1:8: name:"), "{err}");
+    let a = args(&["--user", " ", "--groups", ""]).unwrap();
+    let err = agent_config(&a, Path::new("/x"), "http://127.0.0.1:1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--user") && err.contains("--groups"), "{err}");
+}
+
+#[test]
+fn wildcard_listen_is_dialled_on_loopback() {
+    assert_eq!(
+        dialable("0.0.0.0:8443".parse().unwrap()),
+        "127.0.0.1:8443".parse().unwrap()
+    );
+    assert_eq!(
+        dialable("[::]:1".parse().unwrap()),
+        "[::1]:1".parse().unwrap()
+    );
+    assert_eq!(
+        dialable("127.0.0.1:9".parse().unwrap()),
+        "127.0.0.1:9".parse().unwrap()
+    );
+}
+
+#[test]
+fn throwaway_data_dir_is_removed_and_kept_one_reused() {
+    let d = DataDir::new(None).unwrap();
+    let path = d.path.clone();
+    let fp = ensure_identity(&path, &[]).unwrap();
+    assert!(fp.starts_with("SHA256:"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    // A second start on the same dir keeps the CA users already trust.
+    assert_eq!(ensure_identity(&path, &[]).unwrap(), fp);
+    drop(d);
+    assert!(!path.exists());
+
+    let kept = std::env::temp_dir().join(format!("hoop-dev-kept-{}", std::process::id()));
+    drop(DataDir::new(Some(kept.clone())).unwrap());
+    assert!(kept.exists());
+    let _ = std::fs::remove_dir_all(&kept);
+}
+
+#[test]
+fn ready_text_is_machine_readable() {
+    let a = args(&["--tcp", "echo=127.0.0.1:7", "--groups", "dev,ops"]).unwrap();
+    let ready = Ready {
+        args: &a,
+        fingerprint: "SHA256:ab",
+        issuer: "http://127.0.0.1:5556",
+        ci_secret: "s3cret",
+        data_dir: Path::new("/tmp/d"),
+        throwaway: true,
+    };
+    let text = ready.text("127.0.0.1:8443".parse().unwrap());
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| !k.contains(' '))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "agent",
+            "fingerprint",
+            "idp",
+            "user",
+            "client-credentials",
+            "connection",
+            "data-dir",
+            "ready"
+        ]
+    );
+    for line in [
+        "agent: 127.0.0.1:8443",
+        "fingerprint: SHA256:ab",
+        "idp: http://127.0.0.1:5556",
+        "user: dev@example.com groups=dev,ops",
+        "client-credentials: hoop-ci s3cret",
+        "connection: echo tcp 127.0.0.1:7",
+        "data-dir: /tmp/d (throwaway, removed on exit)",
+        "  hoop login --agent 127.0.0.1:8443 --fingerprint SHA256:ab",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing in:\n{text}"
+        );
+    }
+    assert!(text.contains("DEVELOPMENT MODE"), "{text}");
+    assert!(text.lines().last().unwrap().starts_with("ready:"));
+    // A wildcard bind is told as loopback, with the real bind beside it.
+    let text = ready.text("0.0.0.0:9".parse().unwrap());
+    assert!(text.contains("agent: 127.0.0.1:9\n"), "{text}");
+    assert!(
+        text.contains("(the agent listens on UDP 0.0.0.0:9)"),
+        "{text}"
+    );
+}

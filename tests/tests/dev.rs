@@ -683,3 +683,76 @@ fn throwaway_data_dir_goes_and_a_kept_one_stays() {
     let second = DevAgent::start(&["--data-dir", d]).unwrap();
     assert_eq!(second.field("fingerprint"), fp);
 }
+
+/// The README's quick start, as a new user runs it: `hoop-agent dev` with
+/// no flags, `hoop login` (the URL it prints opened by a "browser"),
+/// `hoop connections`, `hoop connect echo`.
+#[tokio::test(flavor = "multi_thread")]
+async fn quick_start_login_and_connect_to_the_builtin_echo() {
+    let dev = DevAgent::start(&[]).unwrap();
+    assert_eq!(dev.connections.len(), 1, "{:?}", dev.connections);
+    assert!(dev.connections[0].starts_with("echo tcp 127.0.0.1:"));
+    let laptop = TempDir::new("hoop-quickstart");
+    let hoop = || {
+        let mut c = Command::new(bin("hoop"));
+        c.env("HOOP_CONFIG_DIR", laptop.path())
+            .env_remove("HOOP_AGENT")
+            .env_remove("HOOP_AGENT_FINGERPRINT")
+            .env_remove("HOOP_TOKEN")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env("HOOP_TOKEN_STORE", "file")
+            .stdin(Stdio::null());
+        c
+    };
+    let mut login = hoop()
+        .args([
+            "login",
+            "--agent",
+            dev.field("agent"),
+            "--fingerprint",
+            dev.field("fingerprint"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = login.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let url = rx
+        .iter()
+        .find(|l| l.starts_with("http"))
+        .expect("login prints the URL to open");
+    // The "browser": the dev IdP approves at once and redirects to hoop.
+    let resp = dev.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let callback = resp.headers()["location"].to_str().unwrap().to_string();
+    let page = dev.http.get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("You can close this tab")
+    );
+    let out = login.wait_with_output().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(out.status.success(), "{rest:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as dev@example.com"));
+
+    let list = hoop().args(["connections", "-o", "json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v[0]["name"], "echo");
+    let connect = hoop_tests::harness::Connect::start_cmd(hoop(), "echo").unwrap();
+    let mut s = tokio::net::TcpStream::connect(connect.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"hello hoop").await.unwrap();
+    let mut b = [0u8; 10];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"hello hoop");
+}

@@ -236,8 +236,17 @@ fn ensure_identity(dir: &Path, sans: &[String]) -> anyhow::Result<String> {
 }
 
 /// Runs the dev agent until SIGINT or SIGTERM.
-pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     check_listen(&args)?;
+    if args.tcp.is_empty() {
+        // Nothing to reach yet: offer a built-in echo service so that the
+        // quick start (login, connect, type) works out of the box.
+        let addr = start_echo().await?;
+        args.tcp.push(Named {
+            name: "echo".into(),
+            address: addr.to_string(),
+        });
+    }
     let data = DataDir::new(args.data_dir.clone())?;
     let fingerprint = ensure_identity(&data.path, &args.sans)?;
     let provider = idp::start(
@@ -278,6 +287,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     drop(provider);
     drop(data);
     Ok(())
+}
+
+/// A loopback TCP echo service for the demo `echo` connection.
+async fn start_echo() -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = sock.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    Ok(addr)
 }
 
 /// What the ready message tells.

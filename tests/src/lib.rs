@@ -4,4 +4,5 @@
 pub mod harness;
 pub mod issuer;
 pub mod oidc;
+pub mod pg;
 pub mod servers;

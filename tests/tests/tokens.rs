@@ -226,7 +226,9 @@ async fn identity_provider_down_is_reported_not_hung() {
     let (mut issuer, agent) = setup().await;
     // Let the agent load the keys as they are now (its start-up fetch may
     // still be under way), so the key added next is one it has not seen.
-    let first = issuer.token_for("alice@example.com", &["eng"], "hoop", 600).unwrap();
+    let first = issuer
+        .token_for("alice@example.com", &["eng"], "hoop", 600)
+        .unwrap();
     whoami(&agent, Some(&first)).unwrap();
     // A token minted with a key the agent has not seen forces a fetch.
     let kid = issuer.add_key(Alg::EdDSA).unwrap();

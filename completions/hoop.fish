@@ -29,12 +29,28 @@ complete -c hoop -n "__fish_hoop_needs_command" -l fingerprint -d 'SHA-256 finge
 complete -c hoop -n "__fish_hoop_needs_command" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
 complete -c hoop -n "__fish_hoop_needs_command" -s h -l help -d 'Print help'
 complete -c hoop -n "__fish_hoop_needs_command" -s V -l version -d 'Print version'
+complete -c hoop -n "__fish_hoop_needs_command" -f -a "login" -d 'Sign in with the agent\'s identity provider (browser, device code or client credentials) and remember the agent'
+complete -c hoop -n "__fish_hoop_needs_command" -f -a "logout" -d 'Forget your tokens for the agent and revoke the refresh token'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "trust" -d 'Remember an agent and its pin for later commands'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "connections" -d 'List the connections you may open'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "connect" -d 'Open a local port that leads to a connection'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "whoami" -d 'Show who the agent says you are'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "completions" -d 'Write shell completions to standard output'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l client-id -d 'Service account client id [env: HOOP_CLIENT_ID]' -r
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l client-secret -d 'Service account secret; prefer HOOP_CLIENT_SECRET, which stays out of `ps`' -r
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l redirect-port -d 'Fixed local port for the sign-in redirect (default: a free one)' -r
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l agent -d 'Agent address, HOST:PORT (UDP)' -r
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l device -d 'Use the device code flow (for machines without a browser)'
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l client-credentials -d 'Sign in as a service account (client id and secret)'
+complete -c hoop -n "__fish_hoop_using_subcommand login" -l no-browser -d 'Print the sign-in URL instead of opening a browser'
+complete -c hoop -n "__fish_hoop_using_subcommand login" -s h -l help -d 'Print help'
+complete -c hoop -n "__fish_hoop_using_subcommand logout" -l agent -d 'Agent address, HOST:PORT (UDP)' -r
+complete -c hoop -n "__fish_hoop_using_subcommand logout" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
+complete -c hoop -n "__fish_hoop_using_subcommand logout" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
+complete -c hoop -n "__fish_hoop_using_subcommand logout" -s h -l help -d 'Print help'
 complete -c hoop -n "__fish_hoop_using_subcommand trust" -l agent -d 'Agent address, HOST:PORT (UDP)' -r
 complete -c hoop -n "__fish_hoop_using_subcommand trust" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
 complete -c hoop -n "__fish_hoop_using_subcommand trust" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
@@ -61,9 +77,11 @@ complete -c hoop -n "__fish_hoop_using_subcommand completions" -l agent -d 'Agen
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from trust connections connect whoami completions help" -f -a "trust" -d 'Remember an agent and its pin for later commands'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from trust connections connect whoami completions help" -f -a "connections" -d 'List the connections you may open'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from trust connections connect whoami completions help" -f -a "connect" -d 'Open a local port that leads to a connection'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from trust connections connect whoami completions help" -f -a "whoami" -d 'Show who the agent says you are'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from trust connections connect whoami completions help" -f -a "completions" -d 'Write shell completions to standard output'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from trust connections connect whoami completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "login" -d 'Sign in with the agent\'s identity provider (browser, device code or client credentials) and remember the agent'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "logout" -d 'Forget your tokens for the agent and revoke the refresh token'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "trust" -d 'Remember an agent and its pin for later commands'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "connections" -d 'List the connections you may open'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "connect" -d 'Open a local port that leads to a connection'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "whoami" -d 'Show who the agent says you are'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "completions" -d 'Write shell completions to standard output'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect whoami completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

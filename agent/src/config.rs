@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod backend;
+pub use backend::{DenyRule, Secret, SecretRef, TlsMode};
+
 /// Default UDP address of the agent.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
 
@@ -93,12 +96,14 @@ fn default_leeway() -> u64 {
     30
 }
 
-/// Kinds of backend. Only raw TCP is served by this version.
+/// Kinds of backend served by this version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionKind {
     /// A raw byte relay.
     Tcp,
+    /// PostgreSQL: the agent logs in to the backend itself.
+    Postgres,
 }
 
 impl ConnectionKind {
@@ -106,12 +111,14 @@ impl ConnectionKind {
     pub fn default_port(self) -> u16 {
         match self {
             ConnectionKind::Tcp => 8999,
+            ConnectionKind::Postgres => 5433,
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionKind::Tcp => "tcp",
+            ConnectionKind::Postgres => "postgres",
         }
     }
 }
@@ -140,6 +147,42 @@ pub struct ConnectionConfig {
     /// lists empty, nobody may.
     #[serde(default)]
     pub allow_groups: Vec<String>,
+
+    // Database connections (postgres) only:
+    /// Backend database the agent connects to, and the one a client gets
+    /// when it names none (or names this one).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Further databases a client may ask for. Default: none.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Backend user the agent logs in as.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Backend password: `{ env = "NAME" }` or `{ file = "/path" }`.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// TLS to the backend: disable, prefer (default), require, verify-ca,
+    /// verify-full.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// CA certificate (PEM) the backend's certificate must chain to.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// Send the password in clear when the backend asks for it without
+    /// TLS. Default false: cleartext only over TLS.
+    #[serde(default)]
+    pub allow_cleartext_password: bool,
+    /// Start backend sessions read-only and refuse writes before they
+    /// reach the backend. Default false.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Record bound parameter values in the audit log. Default false.
+    #[serde(default)]
+    pub audit_parameters: bool,
+    /// Statements refused before they reach the backend.
+    #[serde(default)]
+    pub deny: Vec<DenyRule>,
 }
 
 /// A configuration problem, naming the key.
@@ -250,6 +293,7 @@ impl AgentConfig {
                     problems.push(format!("{key}.allow_groups[{j}]: must not be empty"));
                 }
             }
+            validate_backend(c, &key, &mut problems);
         }
         if problems.is_empty() {
             Ok(())
@@ -260,20 +304,100 @@ impl AgentConfig {
 
     /// Warnings that do not stop the agent.
     pub fn warnings(&self) -> Vec<String> {
-        self.connections
-            .iter()
-            .filter(|c| c.allow_users.is_empty() && c.allow_groups.is_empty())
-            .map(|c| {
-                format!(
+        let mut out = Vec::new();
+        for c in &self.connections {
+            if c.allow_users.is_empty() && c.allow_groups.is_empty() {
+                out.push(format!(
                     "connection {:?} has neither allow_users nor allow_groups: nobody can use it",
                     c.name
-                )
-            })
-            .collect()
+                ));
+            }
+            if c.kind == ConnectionKind::Postgres
+                && matches!(c.tls, TlsMode::Prefer | TlsMode::Require)
+                && c.tls_ca.is_none()
+            {
+                out.push(format!(
+                    "connection {:?}: tls = \"{}\" without tls_ca does not verify the backend's certificate; set tls_ca and tls = \"verify-full\"",
+                    c.name,
+                    c.tls.as_str()
+                ));
+            }
+            if let Some(SecretRef::Value { .. }) = c.password {
+                out.push(format!(
+                    "connection {:?}: the password is inline in the configuration; use {{ env = ... }} or {{ file = ... }}",
+                    c.name
+                ));
+            }
+        }
+        out
     }
 
     pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
         self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+/// Checks the database settings against the connection's type.
+fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>) {
+    match c.kind {
+        ConnectionKind::Postgres => {
+            if c.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                problems.push(format!(
+                    "{key}.user: a postgres connection needs the backend user"
+                ));
+            }
+            if c.database.as_deref().is_none_or(|d| d.trim().is_empty()) {
+                problems.push(format!(
+                    "{key}.database: a postgres connection needs the backend database"
+                ));
+            }
+            match &c.password {
+                None => problems.push(format!(
+                    "{key}.password: a postgres connection needs the backend password, e.g. password = {{ env = \"PGPASSWORD_APP\" }}"
+                )),
+                Some(SecretRef::Env { env }) if env.trim().is_empty() => {
+                    problems.push(format!("{key}.password.env: must name a variable"))
+                }
+                _ => {}
+            }
+            if matches!(c.tls, TlsMode::VerifyCa | TlsMode::VerifyFull) && c.tls_ca.is_none() {
+                problems.push(format!(
+                    "{key}.tls_ca: tls = \"{}\" needs the CA certificate the backend's certificate chains to",
+                    c.tls.as_str()
+                ));
+            }
+            for (j, rule) in c.deny.iter().enumerate() {
+                if let Err(e) = regex::Regex::new(&rule.pattern) {
+                    problems.push(format!("{key}.deny[{j}].pattern: {e}"));
+                }
+                if rule.message.trim().is_empty() {
+                    problems.push(format!(
+                        "{key}.deny[{j}].message: must say why the statement is refused"
+                    ));
+                }
+            }
+        }
+        ConnectionKind::Tcp => {
+            let db_only = [
+                ("database", c.database.is_some()),
+                ("databases", !c.databases.is_empty()),
+                ("user", c.user.is_some()),
+                ("password", c.password.is_some()),
+                ("tls", c.tls != TlsMode::default()),
+                ("tls_ca", c.tls_ca.is_some()),
+                ("allow_cleartext_password", c.allow_cleartext_password),
+                ("read_only", c.read_only),
+                ("audit_parameters", c.audit_parameters),
+                ("deny", !c.deny.is_empty()),
+            ];
+            for (name, set) in db_only {
+                if set {
+                    problems.push(format!(
+                        "{key}.{name}: only database connections take this; this one is type tcp"
+                    ));
+                }
+            }
+        }
     }
 }
 

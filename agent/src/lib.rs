@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod connector;
 pub mod dev;
+pub mod guard;
 pub mod identity;
 pub mod policy;
 pub mod server;

@@ -19,16 +19,15 @@ pub fn allowed(conn: &ConnectionConfig, id: &Identity) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConnectionKind;
 
     fn conn(users: &[&str], groups: &[&str]) -> ConnectionConfig {
-        ConnectionConfig {
-            name: "c".into(),
-            kind: ConnectionKind::Tcp,
-            address: "127.0.0.1:1".into(),
-            allow_users: users.iter().map(|s| s.to_string()).collect(),
-            allow_groups: groups.iter().map(|s| s.to_string()).collect(),
-        }
+        let toml = format!(
+            "data_dir = '/x'\n[[connection]]\nname = 'c'\ntype = 'tcp'\naddress = '127.0.0.1:1'\nallow_users = {users:?}\nallow_groups = {groups:?}\n"
+        );
+        crate::config::AgentConfig::parse(&toml)
+            .unwrap()
+            .connections
+            .remove(0)
     }
 
     fn id(user: &str, groups: &[&str]) -> Identity {

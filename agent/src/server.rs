@@ -16,7 +16,7 @@ use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use tokio::sync::RwLock;
 
 use crate::audit::{AuditLog, Event, Who};
-use crate::config::{AgentConfig, ConnectionConfig, normalize_issuer};
+use crate::config::{AgentConfig, ConnectionConfig, ConnectionKind, normalize_issuer};
 use crate::connector;
 use crate::identity::Identity as TlsIdentity;
 use crate::policy;
@@ -38,6 +38,7 @@ pub struct Shared {
     pub verifier: Verifier,
     pub audit: AuditLog,
     connections: HashMap<String, ConnectionConfig>,
+    pg_cancels: Arc<connector::postgres::CancelRegistry>,
 }
 
 impl Shared {
@@ -52,6 +53,7 @@ impl Shared {
             verifier,
             audit,
             connections,
+            pg_cancels: Arc::default(),
         }
     }
 
@@ -467,15 +469,94 @@ async fn handle_stream(
             return;
         }
     };
+    match conn_cfg.kind {
+        ConnectionKind::Tcp => {
+            serve_tcp(
+                &shared,
+                conn_cfg,
+                &id,
+                &peer,
+                connection,
+                client_addr,
+                send,
+                recv,
+            )
+            .await
+        }
+        ConnectionKind::Postgres => {
+            let session = new_session_id();
+            if !reply(
+                &mut send,
+                &Response::Opened {
+                    session: session.clone(),
+                },
+            )
+            .await
+            {
+                return;
+            }
+            shared.audit.record(Event::SessionStart {
+                session: session.clone(),
+                peer: peer.clone(),
+                who: Who::from(&id),
+                connection: connection.clone(),
+                connection_type: conn_cfg.kind.as_str().to_string(),
+                client_addr: client_addr.clone(),
+            });
+            let started = Instant::now();
+            let caller = connector::postgres::Caller {
+                session: session.clone(),
+                who: Who::from(&id),
+                audit: shared.audit.clone(),
+                cancels: shared.pg_cancels.clone(),
+            };
+            let out = connector::postgres::serve(conn_cfg, caller, send, recv).await;
+            shared.audit.record(Event::SessionEnd {
+                session,
+                who: Who::from(&id),
+                connection,
+                bytes_up: out.bytes_up,
+                bytes_down: out.bytes_down,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                outcome: if out.error.is_none() { "ok" } else { "error" }.into(),
+                error: out.error,
+                client_user: out.client_user,
+                database: out.database,
+            });
+        }
+    }
+}
+
+/// A raw TCP relay to the backend.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tcp(
+    shared: &Shared,
+    conn_cfg: &ConnectionConfig,
+    id: &Identity,
+    peer: &str,
+    connection: String,
+    client_addr: Option<String>,
+    mut send: SendStream,
+    recv: RecvStream,
+) {
     let tcp = match connector::tcp::dial(&conn_cfg.address).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(connection = %connection, error = %e, "backend unreachable");
-            let resp = refuse(
-                ErrorCode::BackendUnreachable,
-                format!("the agent could not reach the backend of {connection:?}: {e}"),
-            );
-            let _ = reply(&mut send, &resp).await;
+            let msg = format!("the agent could not reach the backend of {connection:?}: {e}");
+            shared.audit.record(Event::Refused {
+                peer: peer.to_string(),
+                who: Who::from(id),
+                connection: connection.clone(),
+                client_addr: client_addr.clone(),
+                code: code_name(ErrorCode::BackendUnreachable),
+                reason: msg.clone(),
+            });
+            let _ = reply(
+                &mut send,
+                &Response::Error(WireError::new(ErrorCode::BackendUnreachable, msg)),
+            )
+            .await;
             let _ = send.finish();
             return;
         }
@@ -493,8 +574,8 @@ async fn handle_stream(
     }
     shared.audit.record(Event::SessionStart {
         session: session.clone(),
-        peer: peer.clone(),
-        who: Who::from(&id),
+        peer: peer.to_string(),
+        who: Who::from(id),
         connection: connection.clone(),
         connection_type: conn_cfg.kind.as_str().to_string(),
         client_addr: client_addr.clone(),
@@ -506,12 +587,14 @@ async fn handle_stream(
     tracing::info!(%session, up = stats.quic_to_tcp, down = stats.tcp_to_quic, duration_ms, "session ended");
     shared.audit.record(Event::SessionEnd {
         session,
-        who: Who::from(&id),
+        who: Who::from(id),
         connection,
         bytes_up: stats.quic_to_tcp,
         bytes_down: stats.tcp_to_quic,
         duration_ms,
         outcome: if result.is_ok() { "ok" } else { "error" }.into(),
         error: result.err().map(|e| e.to_string()),
+        client_user: None,
+        database: None,
     });
 }

@@ -67,6 +67,53 @@ pub enum Event {
         code: String,
         reason: String,
     },
+    /// A statement ran on a database backend (simple query, execution of
+    /// a prepared statement, or a function call), with its outcome.
+    Statement {
+        session: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        /// `query`, `execute` or `function_call`.
+        kind: String,
+        /// Prepared statement name, for `execute`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        statement: Option<String>,
+        text: String,
+        /// Bound parameters, only when the connection enables it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<Vec<Option<String>>>,
+        duration_us: u64,
+        rows: u64,
+        /// Command tags, e.g. `SELECT 5`, `INSERT 0 1`.
+        commands: Vec<String>,
+        /// `ok`, `error`, or `skipped` (not run after an earlier error).
+        outcome: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sqlstate: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A statement was prepared (extended protocol Parse).
+    StatementPrepared {
+        session: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        statement: String,
+        text: String,
+    },
+    /// A guardrail refused a statement before it reached the backend.
+    StatementRefused {
+        session: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        kind: String,
+        text: String,
+        rule: String,
+        message: String,
+    },
     /// A forwarded connection began.
     SessionStart {
         session: String,
@@ -92,5 +139,11 @@ pub enum Event {
         outcome: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Database sessions: the user name the client gave (the backend
+        /// login is the connection's own) and the database.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_user: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        database: Option<String>,
     },
 }

@@ -35,7 +35,7 @@ pub fn line_hash(line: &[u8]) -> String {
 }
 
 enum Cmd {
-    Event(Event),
+    Event(Box<Event>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -99,7 +99,7 @@ impl AuditLog {
 
     /// Queues an event. Never blocks the caller.
     pub fn record(&self, event: Event) {
-        if self.tx.send(Cmd::Event(event)).is_err() {
+        if self.tx.send(Cmd::Event(Box::new(event))).is_err() {
             tracing::error!("audit writer is gone; event lost");
         }
     }

@@ -91,6 +91,28 @@ pub enum Cmd {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Run SQL on a database connection through the agent and print the
+    /// results (audited and guarded like any client).
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["input", "file", "stdin"])))]
+    Exec {
+        /// Connection name.
+        name: String,
+        /// The SQL to run (several statements may be separated by `;`).
+        #[arg(short = 'i', long = "input", value_name = "SQL")]
+        input: Option<String>,
+        /// Read the SQL from FILE.
+        #[arg(short = 'f', long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Read the SQL from standard input.
+        #[arg(value_name = "-", value_parser = clap::builder::PossibleValuesParser::new(["-"]))]
+        stdin: Option<String>,
+        /// Database, when the connection offers more than one.
+        #[arg(short = 'd', long)]
+        database: Option<String>,
+        /// Output format: an aligned table, JSON lines, or CSV.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: ExecOutput,
+    },
     /// Show who the agent says you are.
     Whoami {
         #[arg(short, long, value_enum, default_value = "table")]
@@ -98,6 +120,13 @@ pub enum Cmd {
     },
     /// Write shell completions to standard output.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ExecOutput {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

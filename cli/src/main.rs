@@ -3,6 +3,7 @@
 mod args;
 mod client;
 mod connect;
+mod exec;
 mod login;
 mod oidc;
 mod session;
@@ -175,6 +176,30 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+        }
+        Cmd::Exec {
+            name,
+            input,
+            file,
+            stdin: _,
+            database,
+            output,
+        } => {
+            let sql = match (input, file) {
+                (Some(sql), _) => sql,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+                (None, None) => {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                        .context("cannot read SQL from standard input")?;
+                    s
+                }
+            };
+            let client = Arc::new(client(&cli.agent)?);
+            let result = exec::run(client.clone(), &name, database.as_deref(), &sql, output).await;
+            client.shutdown().await;
+            result?;
         }
         Cmd::Whoami { output } => {
             let client = client(&cli.agent)?;

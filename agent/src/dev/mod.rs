@@ -37,6 +37,10 @@ pub struct DevArgs {
     /// A raw TCP backend callers may open as NAME (repeatable).
     #[arg(long = "tcp", value_name = "NAME=HOST:PORT", value_parser = parse_named)]
     pub tcp: Vec<Named>,
+    /// A PostgreSQL backend callers may open as NAME (repeatable); the
+    /// agent logs in with the URL's user and password.
+    #[arg(long = "postgres", value_name = "NAME=postgres://USER:PASS@HOST:PORT/DB", value_parser = parse_postgres)]
+    pub postgres: Vec<PgUrl>,
     /// Email of the dev user every sign-in is approved as.
     #[arg(long, default_value = "dev@example.com", value_name = "EMAIL")]
     pub user: String,
@@ -65,6 +69,74 @@ pub struct DevArgs {
     /// reach the provider is signed in without a password.
     #[arg(long)]
     pub allow_non_loopback: bool,
+}
+
+/// `NAME=postgres://user:pass@host:port/db` from `--postgres`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgUrl {
+    pub name: String,
+    pub address: String,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}=postgres://{}:***@{}/{}",
+            self.name, self.user, self.address, self.database
+        )
+    }
+}
+
+/// Parses `NAME=postgres://USER:PASS@HOST:PORT/DB` (port default 5432,
+/// database default the user).
+pub fn parse_postgres(s: &str) -> Result<PgUrl, String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=postgres://USER:PASS@HOST:PORT/DB".to_string())?;
+    let u = url::Url::parse(url).map_err(|e| format!("{name}: not a URL: {e}"))?;
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        return Err(format!("{name}: the URL must start with postgres://"));
+    }
+    let host = u
+        .host_str()
+        .ok_or_else(|| format!("{name}: the URL has no host"))?;
+    let port = u.port().unwrap_or(5432);
+    let user = url::form_urlencoded::parse(u.username().as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default();
+    if user.is_empty() {
+        return Err(format!("{name}: the URL has no user"));
+    }
+    let password = u
+        .password()
+        .map(|p| {
+            url::form_urlencoded::parse(p.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let database = u.path().trim_start_matches('/');
+    Ok(PgUrl {
+        name: name.to_string(),
+        address: if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        },
+        database: if database.is_empty() {
+            user.clone()
+        } else {
+            database.to_string()
+        },
+        user,
+        password,
+    })
 }
 
 /// `NAME=HOST:PORT` from a connection flag.
@@ -140,6 +212,19 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
                 "allow_groups": args.groups,
             })
         })
+        .chain(args.postgres.iter().map(|p| {
+            json!({
+                "name": p.name,
+                "type": "postgres",
+                "address": p.address,
+                "user": p.user,
+                "database": p.database,
+                // In memory only; dev mode never writes it anywhere.
+                "password": { "value": p.password },
+                "tls": "prefer",
+                "allow_groups": args.groups,
+            })
+        }))
         .collect();
     let mut cfg: AgentConfig = serde_json::from_value(json!({
         "listen": args.listen.to_string(),
@@ -238,7 +323,7 @@ fn ensure_identity(dir: &Path, sans: &[String]) -> anyhow::Result<String> {
 /// Runs the dev agent until SIGINT or SIGTERM.
 pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     check_listen(&args)?;
-    if args.tcp.is_empty() {
+    if args.tcp.is_empty() && args.postgres.is_empty() {
         // Nothing to reach yet: offer a built-in echo service so that the
         // quick start (login, connect, type) works out of the box.
         let addr = start_echo().await?;
@@ -365,11 +450,18 @@ impl Ready<'_> {
         let _ = writeln!(s, "idp: {idp}");
         let _ = writeln!(s, "user: {} groups={}", args.user, args.groups.join(","));
         let _ = writeln!(s, "client-credentials: {ci} {secret}");
-        if args.tcp.is_empty() {
+        if args.tcp.is_empty() && args.postgres.is_empty() {
             let _ = writeln!(s, "connections: none (add --tcp NAME=HOST:PORT)");
         }
         for t in &args.tcp {
             let _ = writeln!(s, "connection: {} tcp {}", t.name, t.address);
+        }
+        for p in &args.postgres {
+            let _ = writeln!(
+                s,
+                "connection: {} postgres {} (as {}, database {})",
+                p.name, p.address, p.user, p.database
+            );
         }
         let dir = self.data_dir.display();
         if self.throwaway {
@@ -380,7 +472,12 @@ impl Ready<'_> {
         if agent != bound {
             let _ = writeln!(s, "(the agent listens on UDP {bound})");
         }
-        let name = args.tcp.first().map_or("NAME", |t| t.name.as_str());
+        let name = args
+            .postgres
+            .first()
+            .map(|p| p.name.as_str())
+            .or_else(|| args.tcp.first().map(|t| t.name.as_str()))
+            .unwrap_or("NAME");
         let login = format!("hoop login --agent {agent} --fingerprint {fp}");
         let _ = writeln!(s);
         let _ = writeln!(

@@ -471,130 +471,127 @@ async fn handle_stream(
     };
     match conn_cfg.kind {
         ConnectionKind::Tcp => {
-            serve_tcp(
+            let tcp = match connector::tcp::dial(&conn_cfg.address).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(connection = %connection, error = %e, "backend unreachable");
+                    let resp = refuse(
+                        ErrorCode::BackendUnreachable,
+                        format!("the agent could not reach the backend of {connection:?}: {e}"),
+                    );
+                    let _ = reply(&mut send, &resp).await;
+                    let _ = send.finish();
+                    return;
+                }
+            };
+            let Some(audit) =
+                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
+            else {
+                return;
+            };
+            let (stats, result) = hoop_tunnel::relay::relay(tcp, send, recv).await;
+            audit.end(
                 &shared,
-                conn_cfg,
-                &id,
-                &peer,
-                connection,
-                client_addr,
-                send,
-                recv,
-            )
-            .await
+                stats.quic_to_tcp,
+                stats.tcp_to_quic,
+                result.err().map(|e| e.to_string()),
+                None,
+                None,
+            );
         }
         ConnectionKind::Postgres => {
-            let session = new_session_id();
-            if !reply(
-                &mut send,
-                &Response::Opened {
-                    session: session.clone(),
-                },
-            )
-            .await
-            {
+            let Some(audit) =
+                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
+            else {
                 return;
-            }
-            shared.audit.record(Event::SessionStart {
-                session: session.clone(),
-                peer: peer.clone(),
-                who: Who::from(&id),
-                connection: connection.clone(),
-                connection_type: conn_cfg.kind.as_str().to_string(),
-                client_addr: client_addr.clone(),
-            });
-            let started = Instant::now();
+            };
             let caller = connector::postgres::Caller {
-                session: session.clone(),
+                session: audit.session.clone(),
                 who: Who::from(&id),
                 audit: shared.audit.clone(),
                 cancels: shared.pg_cancels.clone(),
             };
             let out = connector::postgres::serve(conn_cfg, caller, send, recv).await;
-            shared.audit.record(Event::SessionEnd {
-                session,
-                who: Who::from(&id),
-                connection,
-                bytes_up: out.bytes_up,
-                bytes_down: out.bytes_down,
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                outcome: if out.error.is_none() { "ok" } else { "error" }.into(),
-                error: out.error,
-                client_user: out.client_user,
-                database: out.database,
-            });
+            audit.end(
+                &shared,
+                out.bytes_up,
+                out.bytes_down,
+                out.error,
+                out.client_user,
+                out.database,
+            );
         }
     }
 }
 
-/// A raw TCP relay to the backend.
-#[allow(clippy::too_many_arguments)]
-async fn serve_tcp(
-    shared: &Shared,
-    conn_cfg: &ConnectionConfig,
-    id: &Identity,
-    peer: &str,
+/// The start and end records of one forwarded connection.
+struct SessionAudit {
+    session: String,
+    who: Who,
     connection: String,
-    client_addr: Option<String>,
-    mut send: SendStream,
-    recv: RecvStream,
-) {
-    let tcp = match connector::tcp::dial(&conn_cfg.address).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(connection = %connection, error = %e, "backend unreachable");
-            let msg = format!("the agent could not reach the backend of {connection:?}: {e}");
-            shared.audit.record(Event::Refused {
-                peer: peer.to_string(),
-                who: Who::from(id),
-                connection: connection.clone(),
-                client_addr: client_addr.clone(),
-                code: code_name(ErrorCode::BackendUnreachable),
-                reason: msg.clone(),
-            });
-            let _ = reply(
-                &mut send,
-                &Response::Error(WireError::new(ErrorCode::BackendUnreachable, msg)),
-            )
-            .await;
-            let _ = send.finish();
-            return;
+    started: Instant,
+}
+
+impl SessionAudit {
+    /// Answers `Opened` and records the start; `None` if the caller left.
+    async fn open(
+        shared: &Shared,
+        send: &mut SendStream,
+        id: &Identity,
+        peer: &str,
+        cfg: &ConnectionConfig,
+        client_addr: Option<String>,
+    ) -> Option<SessionAudit> {
+        let session = new_session_id();
+        if !reply(
+            send,
+            &Response::Opened {
+                session: session.clone(),
+            },
+        )
+        .await
+        {
+            return None;
         }
-    };
-    let session = new_session_id();
-    if !reply(
-        &mut send,
-        &Response::Opened {
+        shared.audit.record(Event::SessionStart {
             session: session.clone(),
-        },
-    )
-    .await
-    {
-        return;
+            peer: peer.to_string(),
+            who: Who::from(id),
+            connection: cfg.name.clone(),
+            connection_type: cfg.kind.as_str().to_string(),
+            client_addr,
+        });
+        tracing::info!(%session, user = %id.user, connection = %cfg.name, "session started");
+        Some(SessionAudit {
+            session,
+            who: Who::from(id),
+            connection: cfg.name.clone(),
+            started: Instant::now(),
+        })
     }
-    shared.audit.record(Event::SessionStart {
-        session: session.clone(),
-        peer: peer.to_string(),
-        who: Who::from(id),
-        connection: connection.clone(),
-        connection_type: conn_cfg.kind.as_str().to_string(),
-        client_addr: client_addr.clone(),
-    });
-    tracing::info!(%session, user = %id.user, %connection, "session started");
-    let started = Instant::now();
-    let (stats, result) = hoop_tunnel::relay::relay(tcp, send, recv).await;
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    tracing::info!(%session, up = stats.quic_to_tcp, down = stats.tcp_to_quic, duration_ms, "session ended");
-    shared.audit.record(Event::SessionEnd {
-        session,
-        who: Who::from(id),
-        connection,
-        bytes_up: stats.quic_to_tcp,
-        bytes_down: stats.tcp_to_quic,
-        duration_ms,
-        outcome: if result.is_ok() { "ok" } else { "error" }.into(),
-        error: result.err().map(|e| e.to_string()),
-        client_user: None,
-        database: None,
-    });
+
+    fn end(
+        self,
+        shared: &Shared,
+        bytes_up: u64,
+        bytes_down: u64,
+        error: Option<String>,
+        client_user: Option<String>,
+        database: Option<String>,
+    ) {
+        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(session = %self.session, up = bytes_up, down = bytes_down, duration_ms, "session ended");
+        shared.audit.record(Event::SessionEnd {
+            session: self.session,
+            who: self.who,
+            connection: self.connection,
+            bytes_up,
+            bytes_down,
+            duration_ms,
+            outcome: if error.is_none() { "ok" } else { "error" }.into(),
+            error,
+            client_user,
+            database,
+        });
+    }
 }

@@ -265,6 +265,17 @@ pub async fn serve(
         })
     });
     let mut hello = Vec::with_capacity(512);
+    // The agent speaks protocol 3.0 to the client whatever the backend
+    // does; a client asking for more (or for `_pq_` extensions) is told so.
+    let extensions: Vec<&str> = startup
+        .params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("_pq_."))
+        .collect();
+    if startup.minor > 0 || !extensions.is_empty() {
+        let _ = backend::encode_negotiate_protocol_version(0, &extensions, &mut hello);
+    }
     backend::encode_authentication_ok(&mut hello);
     for m in &backend.greeting {
         hello.extend_from_slice(&m.bytes);

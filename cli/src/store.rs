@@ -71,6 +71,19 @@ pub struct TokenStore {
 fn platform_store() -> Result<Arc<CredentialStore>, String> {
     #[cfg(target_os = "linux")]
     {
+        // Without a session keyring of its own (a login session, or
+        // `keyctl session`), a process falls back to the shared
+        // `_uid_ses.<uid>` keyring, where keys stored by one process were
+        // measured not to be found by the next. Use the file then.
+        use linux_keyutils::{KeyRing, KeyRingIdentifier};
+        let session = KeyRing::from_special_id(KeyRingIdentifier::Session, false)
+            .and_then(|k| k.metadata())
+            .map_err(|e| format!("no kernel session keyring ({e})"))?;
+        if session.get_description().starts_with("_uid_ses.") {
+            return Err(
+                "no kernel session keyring for this login (start one with `keyctl session`)".into(),
+            );
+        }
         linux_keyutils_keyring_store::Store::new()
             .map(|s| s as Arc<CredentialStore>)
             .map_err(|e| e.to_string())
@@ -142,13 +155,26 @@ impl TokenStore {
         let json = serde_json::to_string(tokens)?;
         let mut why_not = self.keyring_error.clone();
         if let Some(entry) = self.entry(agent) {
-            match entry.set_password(&json) {
-                Ok(()) => {
+            // Some kernel keyrings accept a key they will not hand back
+            // (no session keyring to search from): read it back before
+            // trusting it, and fall back to the file otherwise.
+            match entry
+                .set_password(&json)
+                .and_then(|()| entry.get_password())
+            {
+                Ok(back) if back == json => {
                     // Do not leave an older copy in the file.
                     self.remove_from_file(agent)?;
                     return Ok((Where::Keyring, None));
                 }
-                Err(e) => why_not = Some(e.to_string()),
+                Ok(_) => {
+                    let _ = entry.delete_credential();
+                    why_not = Some("the keyring returned something else than was stored".into());
+                }
+                Err(e) => {
+                    let _ = entry.delete_credential();
+                    why_not = Some(e.to_string());
+                }
             }
         }
         let mut all = self.read_file()?;

@@ -513,3 +513,36 @@ async fn logout_removes_tokens_and_revokes_the_refresh_token() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirect_port_in_use_is_explained() {
+    let (_provider, agent) = setup(600).await;
+    let laptop = Laptop::new(&agent);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = laptop
+        .login_cmd(&["--no-browser", "--redirect-port", &port])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("port {port} on 127.0.0.1 is in use")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_refresh_says_to_log_in_again() {
+    // Tokens live 4 s, so every command refreshes first; after the
+    // provider forgets its grants, the refresh is refused.
+    let (mut provider, agent) = setup(4).await;
+    let laptop = browser_login(&agent, "alice").await;
+    assert_eq!(laptop.whoami().unwrap()["user"], "alice@example.com");
+    provider.restart().unwrap();
+    let err = laptop.whoami().unwrap_err();
+    assert!(
+        err.contains("your sign-in has ended") && err.contains("hoop login"),
+        "{err}"
+    );
+}

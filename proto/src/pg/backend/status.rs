@@ -4,7 +4,7 @@
 
 use bytes::BufMut;
 
-use crate::pg::startup::{MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN};
+use crate::pg::startup::{MAX_CANCEL_KEY_LEN, MIN_CANCEL_KEY_LEN, PROTOCOL_MAJOR};
 use crate::pg::wire::{Reader, cstr_len, put_cstr, put_header, sum};
 use crate::pg::{DecodeError, EncodeError, RawMessage};
 
@@ -143,10 +143,15 @@ pub fn encode_ready_for_query(status: TransactionStatus, out: &mut impl BufMut) 
 
 /// The server supports an older minor version than the client asked for,
 /// or not all of its `_pq_.` protocol options.
+///
+/// The protocol documentation calls the first field the newest minor
+/// version, but every PostgreSQL release sends a whole version word
+/// (`3 << 16 | minor`, e.g. 196608 for 3.0) and libpq checks its major;
+/// this codec does the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegotiateProtocolVersion {
-    /// Newest minor version of the requested major the server supports.
-    pub newest_minor: i32,
+    /// Newest minor version of protocol 3 the server supports.
+    pub newest_minor: u16,
     /// Protocol options (`_pq_.*`) the server did not recognise.
     pub unrecognized: Vec<String>,
 }
@@ -154,7 +159,12 @@ pub struct NegotiateProtocolVersion {
 impl NegotiateProtocolVersion {
     pub fn decode(msg: &RawMessage) -> Result<Self, DecodeError> {
         let mut r = Reader::body(msg, b'v')?;
-        let newest_minor = r.i32()?;
+        let version = r.u32()?;
+        if version >> 16 != u32::from(PROTOCOL_MAJOR) {
+            return Err(r.invalid("negotiated version is not protocol 3"));
+        }
+        // Cannot truncate: the low 16 bits.
+        let newest_minor = version as u16;
         let n = r.count32(1)?;
         let unrecognized = (0..n)
             .map(|_| r.cstr().map(str::to_owned))
@@ -171,9 +181,10 @@ impl NegotiateProtocolVersion {
     }
 }
 
-/// Encodes a NegotiateProtocolVersion message.
+/// Encodes a NegotiateProtocolVersion message offering protocol
+/// `3.newest_minor`, e.g. 0 to a client that asked for 3.2.
 pub fn encode_negotiate_protocol_version<S: AsRef<str>>(
-    newest_minor: i32,
+    newest_minor: u16,
     unrecognized: &[S],
     out: &mut impl BufMut,
 ) -> Result<(), EncodeError> {
@@ -187,7 +198,8 @@ pub fn encode_negotiate_protocol_version<S: AsRef<str>>(
         max: i32::MAX as usize,
     })?;
     put_header(out, b'v', sum(lens).saturating_add(8))?;
-    out.put_i32(newest_minor);
+    out.put_u16(PROTOCOL_MAJOR);
+    out.put_u16(newest_minor);
     out.put_i32(count);
     for o in unrecognized {
         put_cstr(out, o.as_ref().as_bytes());

@@ -316,14 +316,13 @@ fn other_hostile_backend_messages() {
     assert_invalid(BackendMessage::decode(&raw(b'E', b"SERROR\0")));
     assert_invalid(BackendMessage::decode(&raw(b'E', b"SERROR")));
     assert_invalid(BackendMessage::decode(&raw(b't', b"\x80\0\0\0\0\x17")));
-    assert_invalid(BackendMessage::decode(&raw(
-        b'v',
-        b"\0\0\0\0\x7f\xff\xff\xff",
-    )));
-    assert_invalid(BackendMessage::decode(&raw(
-        b'v',
-        b"\0\0\0\0\xff\xff\xff\xff",
-    )));
+    let npv = |body: &[u8]| BackendMessage::decode(&raw(b'v', body));
+    assert_invalid(npv(b"\0\x03\0\0\x7f\xff\xff\xff"));
+    assert_invalid(npv(b"\0\x03\0\0\xff\xff\xff\xff"));
+    // A bare minor, or another major, is not what any server sends.
+    assert_invalid(npv(b"\0\0\0\0\0\0\0\0"));
+    assert_invalid(npv(b"\0\x04\0\0\0\0\0\0"));
+    assert!(npv(b"\0\x03\0\x01\0\0\0\0").is_ok());
     assert_invalid(BackendMessage::decode(&raw(b'G', b"\x02\0\0")));
     assert_invalid(BackendMessage::decode(&raw(b'H', b"\0\xff\xff\0\0")));
     assert_invalid(BackendMessage::decode(&raw(b'V', b"\xff\xff\xff\xf0")));
@@ -401,7 +400,8 @@ fn fixed_encoders_byte_exact() {
     assert_eq!(out, b"K\0\0\0\x0c\x01\x02\x03\x04\x05\x06\x07\x08");
     let mut out = Vec::new();
     encode_negotiate_protocol_version(0, &["_pq_.x"], &mut out).unwrap();
-    assert_eq!(out, b"v\0\0\0\x13\0\0\0\0\0\0\0\x01_pq_.x\0");
+    // As PostgreSQL 15 sends it: the version word is 3.0, not bare 0.
+    assert_eq!(out, b"v\0\0\0\x13\0\x03\0\0\0\0\0\x01_pq_.x\0");
     assert!(
         !format!(
             "{:?}",

@@ -113,6 +113,11 @@ pub struct Conn {
     pub address: String,
     pub allow_users: Vec<String>,
     pub allow_groups: Vec<String>,
+    /// The `type` key: `tcp` or `postgres`.
+    pub kind: String,
+    /// TOML written after the keys above, inside this connection: more
+    /// keys first, then any sub-tables (`[[connection.deny]]`).
+    pub extra: String,
 }
 
 impl Conn {
@@ -122,7 +127,26 @@ impl Conn {
             address: address.to_string(),
             allow_users: vec![],
             allow_groups: vec!["eng".into()],
+            kind: "tcp".into(),
+            extra: String::new(),
         }
+    }
+    /// A `type = "postgres"` connection; give its `user`, `database`,
+    /// `password` and the rest with [`Conn::extra`].
+    pub fn postgres(name: &str, address: impl ToString) -> Conn {
+        Conn {
+            kind: "postgres".into(),
+            ..Conn::tcp(name, address)
+        }
+    }
+    /// Appends `toml` (lines of `key = value`, then sub-tables) to this
+    /// connection's table.
+    pub fn extra(mut self, toml: &str) -> Conn {
+        self.extra.push_str(toml);
+        if !self.extra.ends_with('\n') {
+            self.extra.push('\n');
+        }
+        self
     }
     pub fn users(mut self, users: &[&str]) -> Conn {
         self.allow_users = users.iter().map(|s| s.to_string()).collect();
@@ -137,6 +161,8 @@ impl Conn {
 /// A running `hoop-agent run`.
 pub struct Agent {
     child: Option<Child>,
+    /// Extra environment of the agent process (kept across restarts).
+    env: Vec<(String, String)>,
     pub dir: TempDir,
     pub addr: SocketAddr,
     pub fingerprint: String,
@@ -167,6 +193,18 @@ impl Agent {
         top_extra: &str,
         issuer_extra: &str,
     ) -> anyhow::Result<Agent> {
+        Self::start_env(issuer_url, conns, top_extra, issuer_extra, &[])
+    }
+
+    /// Like [`Agent::start_full`], with extra environment variables for
+    /// the agent process (e.g. a backend password read with `{ env = .. }`).
+    pub fn start_env(
+        issuer_url: &str,
+        conns: &[Conn],
+        top_extra: &str,
+        issuer_extra: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Agent> {
         let dir = TempDir::new("hoop-agent");
         let data = dir.path().join("data");
         let out = Command::new(bin("hoop-agent"))
@@ -188,14 +226,18 @@ impl Agent {
         );
         for c in conns {
             toml.push_str(&format!(
-                "\n[[connection]]\nname = {:?}\ntype = \"tcp\"\naddress = {:?}\nallow_users = {:?}\nallow_groups = {:?}\n",
-                c.name, c.address, c.allow_users, c.allow_groups
+                "\n[[connection]]\nname = {:?}\ntype = {:?}\naddress = {:?}\nallow_users = {:?}\nallow_groups = {:?}\n{}",
+                c.name, c.kind, c.address, c.allow_users, c.allow_groups, c.extra
             ));
         }
         let config = dir.path().join("agent.toml");
         std::fs::write(&config, toml)?;
         let mut agent = Agent {
             child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dir,
             addr: "127.0.0.1:0".parse()?,
             fingerprint,
@@ -226,6 +268,7 @@ impl Agent {
             .args(["--log-format", "json", "run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -524,6 +524,17 @@ impl PgCluster {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The `method=` of each `connection authenticated` line the server
+    /// logged for `user`, in order: how that user really logged in.
+    pub fn auth_methods(&self, user: &str) -> Vec<String> {
+        let needle = format!("identity=\"{user}\" method=");
+        self.log()
+            .lines()
+            .filter_map(|l| l.split(&needle).nth(1))
+            .map(|m| m.split_whitespace().next().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// Runs psql straight at the cluster as `user` with `password`:
     /// `-X -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p PORT -U USER -d DB ARGS`.
     /// On a TLS cluster, with `sslmode=verify-full` and the cluster's CA.
@@ -798,5 +809,15 @@ pub fn python_client(
     libpq_env(&mut c);
     c.arg(py_dir().join("pg_client.py"))
         .args([host, &port.to_string(), user, db, scenario]);
+    Ok(c)
+}
+
+/// `python -c CODE ARGS...` in the test venv (psycopg 3 importable), with a
+/// clean libpq environment and no password: for a one-off driver behaviour
+/// that `pg_client.py` has no scenario for.
+pub fn python_code(code: &str, args: &[&str]) -> anyhow::Result<Command> {
+    let mut c = Command::new(python_env()?);
+    libpq_env(&mut c);
+    c.arg("-c").arg(code).args(args);
     Ok(c)
 }

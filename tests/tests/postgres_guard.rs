@@ -170,7 +170,7 @@ async fn deny_rule_in_simple_and_extended_protocols() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "agent bug: a refused statement inside BEGIN leaves the transaction committable"]
+
 async fn refusal_inside_a_transaction_aborts_it() {
     let pg = PgCluster::start().unwrap();
     let s = Setup::start(&[pg_conn("db", &pg).extra(&deny_drop())]).await;
@@ -205,7 +205,7 @@ async fn refusal_inside_a_transaction_aborts_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "agent bug: a refusal after part of an extended batch was forwarded lets the forwarded part commit"]
+
 async fn refusal_in_an_extended_batch_rolls_back_the_batch() {
     let pg = PgCluster::start().unwrap();
     let s = Setup::start(&[pg_conn("db", &pg).extra(&deny_drop())]).await;
@@ -375,7 +375,7 @@ print(conn.execute("select 1").fetchone()[0])
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "agent bug: a refused Parse followed by Flush gets no answer until Sync (psycopg pipeline mode hangs)"]
+
 async fn refusal_is_delivered_at_flush() {
     let pg = PgCluster::start().unwrap();
     let s = Setup::start(&[pg_conn("db", &pg).extra(
@@ -423,7 +423,7 @@ async fn refusal_is_delivered_at_flush() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "agent bug (design): deny patterns see comments, so `drop/**/table` dodges the documented rule"]
+
 async fn deny_rule_is_not_dodged_by_comments() {
     let pg = logging_cluster();
     let s = Setup::start(&[pg_conn("db", &pg).extra(&deny_drop())]).await;

@@ -49,7 +49,19 @@ pub fn split_statements(sql: &str) -> Vec<Statement> {
                 }
             }
             b'\'' => i = skip_quoted(b, i, b'\'', false),
-            b'"' | b'`' => i = skip_quoted(b, i, c, false),
+            b'"' | b'`' => {
+                // A quoted identifier still names something: keep it as a
+                // word, so `set "default_transaction_read_only"` is seen.
+                let end = skip_quoted(b, i, c, false);
+                let inner = &b[i + 1..end.saturating_sub(1).max(i + 1)];
+                let word = String::from_utf8_lossy(inner)
+                    .replace("\"\"", "\"")
+                    .to_ascii_uppercase();
+                if !word.is_empty() {
+                    cur.words.push(word);
+                }
+                i = end;
+            }
             b'E' | b'e' if b.get(i + 1) == Some(&b'\'') && !prev_is_word(b, i) => {
                 i = skip_quoted(b, i + 1, b'\'', true);
             }
@@ -127,4 +139,59 @@ fn dollar_tag(b: &[u8], i: usize) -> Option<usize> {
         j += 1;
     }
     (b.get(j) == Some(&b'$')).then_some(j + 1)
+}
+
+/// The text with comments replaced by a space and runs of white space
+/// folded to one, literals kept: what deny rules are matched against as
+/// well as the raw text, so `drop/**/table` cannot dodge `drop\s+table`.
+pub fn normalize(sql: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut space = false;
+    let mut i = 0;
+    let push_space = |out: &mut Vec<u8>, space: &mut bool| {
+        if !*space && !out.is_empty() {
+            out.push(b' ');
+        }
+        *space = true;
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            push_space(&mut out, &mut space);
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            let mut depth = 0usize;
+            while i < b.len() {
+                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    i += 2;
+                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            push_space(&mut out, &mut space);
+        } else if c == b'\'' || c == b'"' {
+            let end = skip_quoted(b, i, c, false);
+            out.extend_from_slice(&b[i..end]);
+            space = false;
+            i = end;
+        } else if c.is_ascii_whitespace() {
+            push_space(&mut out, &mut space);
+            i += 1;
+        } else {
+            out.push(c);
+            space = false;
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).trim_end().to_string()
 }

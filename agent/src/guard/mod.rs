@@ -11,7 +11,7 @@ mod lexer;
 use regex::Regex;
 
 use crate::config::DenyRule;
-pub use lexer::{Statement, split_statements};
+pub use lexer::{Statement, normalize, split_statements};
 
 /// What to do with a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,63 +66,39 @@ const READ_KEYWORDS: &[&str] = &[
     "HELP",
 ];
 
-/// Words that write wherever they appear as a statement keyword (a CTE or
-/// EXPLAIN ANALYZE can hide them after a harmless first word).
+/// Words that write wherever they appear (a CTE, EXPLAIN ANALYZE or
+/// PREPARE can hide them after a harmless first word). Kept to words that
+/// are rarely column names, so reads are not refused by accident.
 const WRITE_WORDS: &[&str] = &[
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "MERGE",
-    "TRUNCATE",
-    "DROP",
-    "CREATE",
-    "ALTER",
-    "GRANT",
-    "REVOKE",
-    "COMMENT",
-    "VACUUM",
-    "ANALYZE",
-    "CLUSTER",
-    "REINDEX",
-    "REFRESH",
-    "LOCK",
-    "CALL",
-    "DO",
-    "REPLACE",
-    "RENAME",
-    "LOAD",
-    "IMPORT",
-    "SECURITY",
-    "NOTIFY",
-    "CHECKPOINT",
-    "OPTIMIZE",
-    "REPAIR",
-    "HANDLER",
-    "INSTALL",
-    "UNINSTALL",
-    "FLUSH",
-    "KILL",
-    "PURGE",
-    "RESET_MASTER",
+    "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "DROP", "CREATE", "ALTER", "GRANT",
+    "REVOKE", "INTO",
 ];
 
-/// Settings that would turn read-only off or change who the session is.
-const FORBIDDEN_WORDS: &[&str] = &[
-    "DEFAULT_TRANSACTION_READ_ONLY",
-    "TRANSACTION_READ_ONLY",
-    "SESSION_AUTHORIZATION",
-    "ROLE",
-    "CHARACTERISTICS",
+/// Functions that write or lift read-only, refused wherever they appear.
+const WRITE_FUNCTIONS: &[&str] = &[
     "SET_CONFIG",
+    "NEXTVAL",
+    "SETVAL",
     "DBLINK",
     "DBLINK_EXEC",
     "LO_IMPORT",
     "LO_EXPORT",
     "LO_UNLINK",
-    "NEXTVAL",
-    "SETVAL",
+    "LO_FROM_BYTEA",
+    "LO_CREATE",
+    "LO_PUT",
     "PG_TERMINATE_BACKEND",
     "PG_CANCEL_BACKEND",
+];
+
+/// What SET and RESET may not touch on a read-only connection.
+const FORBIDDEN_SETTINGS: &[&str] = &[
+    "DEFAULT_TRANSACTION_READ_ONLY",
+    "TRANSACTION_READ_ONLY",
+    "SESSION_AUTHORIZATION",
+    "ROLE",
+    "SESSION",
+    "ALL",
 ];
 
 impl Guard {
@@ -148,8 +124,13 @@ impl Guard {
     /// Checks the text of one protocol message (which may hold several
     /// statements).
     pub fn check(&self, sql: &str) -> Verdict {
+        let normalized = if self.deny.is_empty() {
+            String::new()
+        } else {
+            normalize(sql)
+        };
         for (re, rule) in &self.deny {
-            if re.is_match(sql) {
+            if re.is_match(sql) || re.is_match(&normalized) {
                 return Verdict::Deny {
                     rule: rule.pattern.clone(),
                     message: rule.message.clone(),
@@ -180,33 +161,27 @@ fn write_reason(stmt: &Statement) -> Option<String> {
         return Some(first.clone());
     }
     if let Some(w) = words.iter().find(|w| WRITE_WORDS.contains(&w.as_str())) {
-        // `ANALYZE` inside EXPLAIN only executes what follows; that is
-        // checked separately, so allow EXPLAIN ANALYZE SELECT.
-        let explain_analyze = first == "EXPLAIN" && w == "ANALYZE";
-        if !explain_analyze {
-            return Some(w.clone());
-        }
-        if let Some(w2) = words
-            .iter()
-            .skip_while(|x| *x != "ANALYZE")
-            .skip(1)
-            .find(|w| WRITE_WORDS.contains(&w.as_str()))
-        {
-            return Some(w2.clone());
-        }
+        return Some(if w == "INTO" {
+            "SELECT ... INTO".into()
+        } else {
+            w.clone()
+        });
     }
-    if let Some(w) = words.iter().find(|w| FORBIDDEN_WORDS.contains(&w.as_str())) {
-        return Some(w.clone());
+    if let Some(w) = words.iter().find(|w| WRITE_FUNCTIONS.contains(&w.as_str())) {
+        return Some(format!("{}()", w.to_ascii_lowercase()));
+    }
+    if matches!(first.as_str(), "SET" | "RESET") {
+        if let Some(w) = words
+            .iter()
+            .skip(1)
+            .find(|w| FORBIDDEN_SETTINGS.contains(&w.as_str()))
+        {
+            return Some(format!("{first} {w}"));
+        }
     }
     // BEGIN/START TRANSACTION READ WRITE, SET TRANSACTION READ WRITE.
     if words.windows(2).any(|p| p[0] == "READ" && p[1] == "WRITE") {
         return Some("READ WRITE".into());
-    }
-    if words
-        .windows(2)
-        .any(|p| p[0] == "SESSION" && p[1] == "AUTHORIZATION")
-    {
-        return Some("SESSION AUTHORIZATION".into());
     }
     if first == "COPY" && words.iter().any(|w| w == "FROM") {
         // COPY t FROM ... writes; COPY (SELECT ... FROM t) TO is a read.

@@ -29,6 +29,10 @@ fn reads_pass_read_only() {
         "/* update /* nested */ t */ select 1",
         "select e'it\\'s; update' as x",
         "listen chan",
+        "select replace('hoop', 'o', '0')",
+        "select 'admin' as role, 'nice' as comment",
+        "show default_transaction_read_only",
+        "select 1 as analyze",
         "fetch 10 from c",
         "",
         ";;",
@@ -63,9 +67,13 @@ fn writes_are_refused_read_only() {
         "do $$ begin delete from t; end $$",
         "grant all on t to public",
         "vacuum t",
-        "select nextval('s')",
         "notify chan",
-        "lock table t",
+        "select nextval('s')",
+        "select 1 as x into copy_t",
+        "set \"default_transaction_read_only\" = off",
+        "select \"set_config\"('a', 'b', false)",
+        "select lo_from_bytea(0, '\\x01')",
+        "reset all",
     ] {
         match g.check(sql) {
             Verdict::Deny { rule, message } => {
@@ -104,7 +112,7 @@ fn deny_rules_match_text_with_their_message() {
 fn lexer_splits_outside_literals() {
     let s = split_statements("select 'a;b'; select \"x;y\" from t; -- c;\n select 2");
     assert_eq!(s.len(), 3);
-    assert_eq!(s[1].words, vec!["SELECT", "FROM", "T"]);
+    assert_eq!(s[1].words, vec!["SELECT", "X;Y", "FROM", "T"]);
     // Unterminated input does not panic.
     for bad in [
         "select 'abc",
@@ -117,4 +125,25 @@ fn lexer_splits_outside_literals() {
     ] {
         let _ = split_statements(bad);
     }
+}
+
+#[test]
+fn deny_rules_see_through_comments() {
+    let g = Guard::new(
+        &[DenyRule {
+            pattern: r"(?i)\bdrop\s+table\b".into(),
+            message: "no".into(),
+        }],
+        false,
+    )
+    .unwrap();
+    for sql in [
+        "drop/**/table t",
+        "drop -- x\ntable t",
+        "DROP /* a /* b */ */ TABLE t",
+    ] {
+        assert!(denied(&g, sql), "{sql}");
+    }
+    assert!(!denied(&g, "select 'drop /* */ x'"));
+    assert_eq!(normalize("a  /* c */\n b -- d\n'x  y'"), "a b 'x  y'");
 }

@@ -5,6 +5,7 @@
 //! auditing each statement and applying guardrails.
 
 mod cancel;
+mod downstream;
 mod login;
 mod relay;
 mod track;
@@ -300,16 +301,8 @@ pub async fn serve(
         guard,
         audit_parameters: cfg.audit_parameters,
     });
-    let ((up, down), result) = relay::run(
-        ctx,
-        send,
-        recv,
-        cbuf,
-        backend.stream,
-        backend.leftover,
-        backend.status,
-    )
-    .await;
+    let ((up, down), result) =
+        relay::run(ctx, send, recv, cbuf, backend.stream, backend.leftover).await;
     if let Some((pid, _)) = registered {
         caller.cancels.unregister(pid);
     }

@@ -1,0 +1,234 @@
+//! Backend → client: runs of messages go to the client as the same bytes;
+//! the relay only looks at the messages that end statements (for the audit
+//! log), hides the answers to its own stand-ins, and tidies the errors its
+//! stand-ins raise.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use hoop_proto::pg::backend::{self, ErrorFields, Severity, field};
+use hoop_proto::pg::{self, RawMessage};
+use quinn::SendStream;
+use tokio::io::{AsyncReadExt, ReadHalf};
+
+use super::relay::{Ctx, RelayError, audit_done};
+use super::track::{Kind, Track};
+use crate::connector::backend_tls::BackendStream;
+
+async fn write(send: &mut SendStream, bytes: Bytes) -> Result<(), RelayError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    send.write_chunk(bytes)
+        .await
+        .map_err(|e| RelayError::Tunnel(e.to_string()))
+}
+
+/// What to do with one backend message.
+enum Step {
+    Pass,
+    Replace(Bytes),
+}
+
+/// The error a client sees for a refused statement.
+fn refusal_error(message: &str, rule: &str) -> Bytes {
+    let mut f = ErrorFields::new(Severity::Error, "42501", message, None);
+    f.set(field::HINT, format!("refused by hoop guardrail {rule}"));
+    let mut out = Vec::with_capacity(128 + message.len());
+    if f.encode_error(&mut out).is_err() {
+        out.clear();
+        let _ = ErrorFields::new(Severity::Error, "42501", "statement refused by hoop", None)
+            .encode_error(&mut out);
+    }
+    Bytes::from(out)
+}
+
+/// Updates the bookkeeping for one complete backend message.
+fn inspect(ctx: &Ctx, t: &mut Track, tag: u8, msg: &[u8]) -> Step {
+    let body = msg.get(5..).unwrap_or(&[]);
+    match tag {
+        b'C' => {
+            let text =
+                String::from_utf8_lossy(body.split(|b| *b == 0).next().unwrap_or(&[])).into_owned();
+            let rows = backend::rows(&text).unwrap_or(0);
+            let done = match t.pending.front_mut() {
+                Some(p) => {
+                    p.rows += rows;
+                    p.commands.push(text);
+                    !matches!(p.kind, Kind::Query)
+                }
+                None => false,
+            };
+            if done {
+                if let Some(p) = t.pending.pop_front() {
+                    audit_done(ctx, p, "ok");
+                }
+            }
+            Step::Pass
+        }
+        b'I' | b's' | b'V' => {
+            if t.pending
+                .front()
+                .is_some_and(|p| !matches!(p.kind, Kind::Query))
+            {
+                if let Some(p) = t.pending.pop_front() {
+                    audit_done(ctx, p, "ok");
+                }
+            }
+            Step::Pass
+        }
+        b'E' => {
+            let raw = RawMessage {
+                tag,
+                bytes: Bytes::copy_from_slice(msg),
+            };
+            let Ok(f) = ErrorFields::decode(&raw) else {
+                return Step::Pass;
+            };
+            let refusal = match t.pending.front().map(|p| &p.kind) {
+                Some(Kind::Refused { message, rule }) if f.code() == Some("22P02") => {
+                    Some(refusal_error(message, rule))
+                }
+                _ => None,
+            };
+            if let Some(p) = t.pending.front_mut() {
+                p.sqlstate = f.code().map(String::from);
+                p.error = f.message().map(String::from);
+            }
+            if t.pending
+                .front()
+                .is_some_and(|p| !matches!(p.kind, Kind::Query))
+            {
+                if let Some(p) = t.pending.pop_front() {
+                    audit_done(ctx, p, "error");
+                }
+            }
+            match refusal {
+                Some(bytes) => Step::Replace(bytes),
+                None => Step::Pass,
+            }
+        }
+        b'Z' => {
+            t.seen_rfq += 1;
+            let n = t.seen_rfq;
+            for p in t.finish_batch(n) {
+                let outcome = if matches!(p.kind, Kind::Query) || p.error.is_some() {
+                    "ok"
+                } else {
+                    "skipped"
+                };
+                audit_done(ctx, p, outcome);
+            }
+            Step::Pass
+        }
+        _ => Step::Pass,
+    }
+}
+
+/// Relays until the backend closes or fails.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    track: Arc<Mutex<Track>>,
+    mut backend: ReadHalf<BackendStream>,
+    mut buf: BytesMut,
+    mut send: SendStream,
+) -> (u64, Result<(), RelayError>) {
+    let mut total = 0u64;
+    let result = loop {
+        let mut scanned = 0usize;
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut failure = None;
+        loop {
+            let (tag, len) = match pg::check_header(&buf[scanned..], pg::MAX_MESSAGE_LEN) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(RelayError::Backend(e.to_string()));
+                    break;
+                }
+            };
+            if buf.len() - scanned < len {
+                // Make room for the rest of a large message in one go.
+                buf.reserve(len - (buf.len() - scanned));
+                break;
+            }
+            // Row data and copy data pass without a look.
+            let step = if matches!(tag, b'D' | b'd') {
+                Step::Pass
+            } else {
+                match track.lock() {
+                    Ok(mut t) => inspect(&ctx, &mut t, tag, &buf[scanned..scanned + len]),
+                    Err(_) => {
+                        failure = Some(RelayError::Backend("state lock poisoned".into()));
+                        break;
+                    }
+                }
+            };
+            match step {
+                Step::Pass => scanned += len,
+                Step::Replace(_) => {
+                    if scanned > 0 {
+                        out.push(buf.split_to(scanned).freeze());
+                        scanned = 0;
+                    }
+                    let _ = buf.split_to(len);
+                    if let Step::Replace(b) = step {
+                        out.push(b);
+                    }
+                }
+            }
+        }
+        if scanned > 0 {
+            out.push(buf.split_to(scanned).freeze());
+        }
+        let mut write_failed = None;
+        for chunk in out {
+            total += chunk.len() as u64;
+            if let Err(e) = write(&mut send, chunk).await {
+                write_failed = Some(e);
+                break;
+            }
+        }
+        if let Some(e) = write_failed.or(failure) {
+            break Err(e);
+        }
+        if buf.capacity() - buf.len() < 8 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        match backend.read_buf(&mut buf).await {
+            Ok(0) => {
+                let client_done = track.lock().map(|t| t.client_done).unwrap_or(false);
+                break if client_done {
+                    Ok(())
+                } else {
+                    Err(RelayError::BackendClosed)
+                };
+            }
+            Ok(_) => {}
+            Err(e) => break Err(RelayError::BackendIo(e.to_string())),
+        }
+    };
+    // Tell the client why, in its own protocol, unless it hung up itself.
+    if let Err(
+        e @ (RelayError::Backend(_) | RelayError::BackendIo(_) | RelayError::BackendClosed),
+    ) = &result
+    {
+        let mut f = ErrorFields::new(
+            Severity::Fatal,
+            "08006",
+            &format!("hoop: {e}; the session has ended, reconnect to continue"),
+            None,
+        );
+        f.set(
+            field::HINT,
+            "the database may have restarted, or the agent lost its connection to it",
+        );
+        let mut out = Vec::new();
+        if f.encode_error(&mut out).is_ok() {
+            let _ = write(&mut send, Bytes::from(out)).await;
+        }
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), send.stopped()).await;
+    (total, result)
+}

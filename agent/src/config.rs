@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod backend;
+pub mod mask;
 pub use backend::{DenyRule, Secret, SecretRef, TlsMode};
 
 /// Default UDP address of the agent.

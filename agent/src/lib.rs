@@ -14,6 +14,7 @@ pub mod connector;
 pub mod dev;
 pub mod guard;
 pub mod identity;
+pub mod mask;
 pub mod policy;
 pub mod server;
 pub mod token;

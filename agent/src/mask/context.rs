@@ -1,0 +1,235 @@
+//! Context for numbers written as bare digits, which alone could be order
+//! numbers, timestamps or amounts: a column name (`ssn`, `phone_number`,
+//! `cpf`) or a keyword shortly before the number in the same value
+//! (`SSN: 123456789`, `call 5551234567`). Keywords are whole words or word
+//! prefixes (`telephone`, `mobile`), never the inside of a word (`hotel`).
+
+/// Which kinds of bare number the context suggests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints(u8);
+
+const SSN: u8 = 1;
+const CPF: u8 = 2;
+const NHS: u8 = 4;
+const AADHAAR: u8 = 8;
+const PHONE: u8 = 16;
+const NOT_PERSONAL_COLUMN: u8 = 32;
+
+impl std::ops::BitOr for Hints {
+    type Output = Hints;
+    fn bitor(self, o: Hints) -> Hints {
+        Hints(self.0 | o.0)
+    }
+}
+
+impl Hints {
+    pub fn ssn(self) -> bool {
+        self.0 & SSN != 0
+    }
+    pub fn cpf(self) -> bool {
+        self.0 & CPF != 0
+    }
+    pub fn nhs(self) -> bool {
+        self.0 & NHS != 0
+    }
+    pub fn aadhaar(self) -> bool {
+        self.0 & AADHAAR != 0
+    }
+    pub fn phone(self) -> bool {
+        self.0 & PHONE != 0
+    }
+    /// The column is named for something that is not personal data
+    /// (`tracking_number`, `sku`, `order_no`) and for nothing that is.
+    pub fn not_personal(self) -> bool {
+        self.0 == NOT_PERSONAL_COLUMN
+    }
+}
+
+/// Keywords, lowercase, each a word prefix.
+const KEYWORDS: &[(&[u8], u8)] = &[
+    (b"ssn", SSN),
+    (b"social security", SSN),
+    (b"social_security", SSN),
+    (b"socsec", SSN),
+    (b"cpf", CPF),
+    (b"nhs", NHS),
+    (b"aadhaar", AADHAAR),
+    (b"aadhar", AADHAAR),
+    (b"uidai", AADHAAR),
+    (b"phone", PHONE),
+    (b"tel", PHONE),
+    (b"mobile", PHONE),
+    (b"mob", PHONE),
+    (b"cell", PHONE),
+    (b"fax", PHONE),
+    (b"call", PHONE),
+    (b"sms", PHONE),
+    (b"whatsapp", PHONE),
+    (b"msisdn", PHONE),
+    (b"celular", PHONE),
+    (b"contact", PHONE),
+];
+
+/// How far before a number keywords are looked for, in bytes.
+const WINDOW: usize = 32;
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn scan(text: &[u8]) -> Hints {
+    let mut h = 0u8;
+    for i in 0..text.len() {
+        let c = text[i].to_ascii_lowercase();
+        if !matches!(
+            c,
+            b's' | b'c' | b'n' | b'a' | b'u' | b'p' | b't' | b'm' | b'f' | b'w'
+        ) {
+            continue;
+        }
+        if i > 0 && text[i - 1].is_ascii_alphabetic() {
+            continue;
+        }
+        for (kw, bit) in KEYWORDS {
+            if kw[0] == c
+                && text.len() - i >= kw.len()
+                && text[i..i + kw.len()].eq_ignore_ascii_case(kw)
+            {
+                h |= bit;
+            }
+        }
+    }
+    Hints(h)
+}
+
+/// Hints from the text just before byte `at` of a value.
+pub fn before(v: &[u8], at: usize) -> Hints {
+    scan(&v[at.saturating_sub(WINDOW)..at])
+}
+
+/// Hints from a column name: its words (split at non-alphanumerics and
+/// lower-to-upper case changes) are matched like keywords.
+pub fn column(name: &str) -> Hints {
+    // Long names are cut: the words that matter come early.
+    let b = &name.as_bytes()[..name.len().min(64)];
+    let mut spaced = [0u8; 128];
+    let mut n = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() && b[i - 1].is_ascii_lowercase() {
+            spaced[n] = b' ';
+            n += 1;
+        }
+        spaced[n] = if is_word(c) { c } else { b' ' };
+        n += 1;
+    }
+    // `hotel` is one word, so `tel` inside it is not a keyword: the word
+    // start rule in `scan` sees to that.
+    let words = &spaced[..n];
+    let mut h = scan(words);
+    if h.0 == 0
+        && words
+            .split(|&b| b == b' ')
+            .any(|w| NOT_PERSONAL.iter().any(|k| w.eq_ignore_ascii_case(k)))
+    {
+        h.0 = NOT_PERSONAL_COLUMN;
+    }
+    h
+}
+
+/// Words that, right before a number, say it is not about a person: a
+/// tracking number, a barcode, an order or a version. They overrule
+/// shapes that other numbers share (12 digits in fours, 3-3-4, a dotted
+/// quad), not the distinctive ones (`123-45-6789`, `529.982.247-25`). Only the word just
+/// before the number counts (skipping `#`, `:`, `no.`, `number`), so
+/// "order paid with card 4242 ..." is still a card.
+const NOT_PERSONAL: &[&[u8]] = &[
+    b"tracking",
+    b"awb",
+    b"fedex",
+    b"ups",
+    b"usps",
+    b"dhl",
+    b"shipment",
+    b"parcel",
+    b"order",
+    b"invoice",
+    b"inv",
+    b"po",
+    b"ean",
+    b"gtin",
+    b"upc",
+    b"isbn",
+    b"barcode",
+    b"sku",
+    b"serial",
+    b"version",
+    b"ver",
+    b"build",
+    b"rv",
+];
+const FILLER: &[&[u8]] = &[b"no", b"nr", b"num", b"number", b"id"];
+
+/// Whether the word before byte `at` marks the number there as not
+/// personal data.
+pub fn not_personal(v: &[u8], at: usize) -> bool {
+    let mut e = at;
+    for _ in 0..2 {
+        // Skip separators: spaces, `#`, `:`, `.`, `(`, `=`.
+        let mut k = 0;
+        while e > 0 && !v[e - 1].is_ascii_alphanumeric() && k < 4 {
+            e -= 1;
+            k += 1;
+        }
+        let mut s = e;
+        while s > 0 && v[s - 1].is_ascii_alphabetic() && e - s < 12 {
+            s -= 1;
+        }
+        if s == e || (s > 0 && v[s - 1].is_ascii_alphanumeric()) {
+            return false;
+        }
+        let word = &v[s..e];
+        if NOT_PERSONAL.iter().any(|w| word.eq_ignore_ascii_case(w)) {
+            return true;
+        }
+        if !FILLER.iter().any(|w| word.eq_ignore_ascii_case(w)) {
+            return false;
+        }
+        e = s;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_word_prefixes() {
+        assert!(before(b"SSN: ", 5).ssn());
+        assert!(before(b"Social Security # ", 18).ssn());
+        assert!(before(b"call me on ", 11).phone());
+        assert!(before(b"Telephone ", 10).phone());
+        assert!(!before(b"hotel ", 6).phone());
+        assert!(!before(b"recall ", 7).phone());
+        assert!(!before(b"classname ", 10).ssn());
+        assert!(column("customer_ssn").ssn());
+        assert!(column("phoneNumber").phone());
+        assert!(column("CPF").cpf());
+        assert!(column("nhs_number").nhs());
+        assert!(column("aadhaar_no").aadhaar());
+        assert!(!column("hotel_id").phone());
+        assert!(!column("order_id").phone());
+        assert!(column("tracking_number").not_personal());
+        assert!(column("SKU").not_personal());
+        assert!(!column("order_phone").not_personal());
+        assert!(!column("notes").not_personal());
+        assert!(not_personal(b"tracking 1", 9));
+        assert!(not_personal(b"Tracking number: 1", 17));
+        assert!(not_personal(b"EAN 1", 4));
+        assert!(not_personal(b"rv:1", 3));
+        assert!(not_personal(b"Order #1", 7));
+        assert!(!not_personal(b"order paid with card 1", 21));
+        assert!(!not_personal(b"1", 0));
+        assert!(!not_personal(b"x-ray 1", 6));
+    }
+}

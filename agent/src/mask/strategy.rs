@@ -1,0 +1,211 @@
+//! Rewriting a detected span: `redact`, `partial` and keyed `hash`.
+
+use aws_lc_rs::hmac;
+
+use crate::config::mask::Strategy;
+
+/// How `partial` treats a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Keep the first character of the local part and the domain.
+    Email,
+    /// Keep nothing: a fixed `****` (a secret's suffix or length helps an
+    /// attacker).
+    Secret,
+    /// Letters and digits become `*` except the trailing `keep`.
+    Generic,
+    /// Like `Generic`; an identifier whose separators are formatting
+    /// (`4242 4242 ...` and `4242-4242-...` are one card), so `hash` reads
+    /// only its letters (upper-cased) and digits.
+    Number,
+}
+
+/// Hex digits of the HMAC kept in a `hash:` token (64 bits: collisions
+/// are negligible at table sizes while the token stays short).
+pub const HASH_HEX: usize = 16;
+
+pub(crate) fn render(
+    out: &mut Vec<u8>,
+    span: &[u8],
+    label: &str,
+    strategy: Strategy,
+    keep: usize,
+    shape: Shape,
+    key: &hmac::Key,
+) {
+    match strategy {
+        Strategy::Redact => {
+            out.extend_from_slice(b"[REDACTED:");
+            out.extend_from_slice(label.as_bytes());
+            out.push(b']');
+        }
+        Strategy::Hash => match shape {
+            // Addresses compare without case, identifiers without their
+            // formatting, so the same person hashes the same way in every
+            // table that a join or GROUP BY brings together.
+            Shape::Email => hash(out, &span.to_ascii_lowercase(), key),
+            Shape::Number => {
+                let canon: Vec<u8> = span
+                    .iter()
+                    .filter(|b| b.is_ascii_alphanumeric())
+                    .map(u8::to_ascii_uppercase)
+                    .collect();
+                hash(out, &canon, key)
+            }
+            Shape::Secret | Shape::Generic => hash(out, span, key),
+        },
+        Strategy::Partial => match shape {
+            Shape::Secret => out.extend_from_slice(b"****"),
+            Shape::Email => email(out, span),
+            Shape::Generic | Shape::Number => generic(out, span, keep),
+        },
+    }
+}
+
+fn hash(out: &mut Vec<u8>, span: &[u8], key: &hmac::Key) {
+    let tag = hmac::sign(key, span);
+    out.extend_from_slice(b"hash:");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in &tag.as_ref()[..HASH_HEX / 2] {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 15)]);
+    }
+}
+
+fn email(out: &mut Vec<u8>, span: &[u8]) {
+    let Some(at) = span.iter().rposition(|&b| b == b'@') else {
+        return generic(out, span, 0);
+    };
+    let first = first_char_len(span);
+    if first == 0 || first > at {
+        out.extend_from_slice(b"****");
+    } else {
+        out.extend_from_slice(&span[..first]);
+        out.extend_from_slice(b"****");
+    }
+    out.extend_from_slice(&span[at..]);
+}
+
+/// Byte length of the first UTF-8 character (1 for an invalid byte).
+fn first_char_len(s: &[u8]) -> usize {
+    match s.first() {
+        None => 0,
+        Some(&b) if b < 0x80 => 1,
+        Some(_) => {
+            let n = s.len().min(4);
+            (2..=n)
+                .find(|&k| std::str::from_utf8(&s[..k]).is_ok())
+                .unwrap_or(1)
+        }
+    }
+}
+
+/// Units that `partial` may hide: ASCII letters and digits, and each
+/// character (or invalid byte) outside ASCII. ASCII punctuation and spaces
+/// stay so the shape remains readable (`***-**-6789`).
+fn units(span: &[u8]) -> impl Iterator<Item = (usize, usize, bool)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let b = *span.get(i)?;
+        let len = if b < 0x80 {
+            1
+        } else {
+            first_char_len(&span[i..])
+        };
+        let item = (i, len, b >= 0x80 || b.is_ascii_alphanumeric());
+        i += len;
+        Some(item)
+    })
+}
+
+fn generic(out: &mut Vec<u8>, span: &[u8], keep: usize) {
+    let total = units(span).filter(|u| u.2).count();
+    // Never reveal more than half of a value.
+    let keep = keep.min(total / 2);
+    let hide = total - keep;
+    let mut seen = 0;
+    for (i, len, maskable) in units(span) {
+        if !maskable {
+            out.extend_from_slice(&span[i..i + len]);
+            continue;
+        }
+        if seen < hide {
+            out.push(b'*');
+        } else {
+            out.extend_from_slice(&span[i..i + len]);
+        }
+        seen += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32])
+    }
+
+    fn r(span: &str, s: Strategy, keep: usize, shape: Shape) -> String {
+        let mut out = Vec::new();
+        render(&mut out, span.as_bytes(), "card", s, keep, shape, &key());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn partial_keeps_shape() {
+        assert_eq!(
+            r("4242-4242-4242-4242", Strategy::Partial, 4, Shape::Generic),
+            "****-****-****-4242"
+        );
+        assert_eq!(
+            r("123-45-6789", Strategy::Partial, 4, Shape::Generic),
+            "***-**-6789"
+        );
+        assert_eq!(r("12", Strategy::Partial, 4, Shape::Generic), "*2");
+        assert_eq!(r("José", Strategy::Partial, 0, Shape::Generic), "****");
+        assert_eq!(
+            r("alice@example.com", Strategy::Partial, 4, Shape::Email),
+            "a****@example.com"
+        );
+        assert_eq!(
+            r("élise@example.com", Strategy::Partial, 4, Shape::Email),
+            "é****@example.com"
+        );
+        assert_eq!(r("hunter2", Strategy::Partial, 4, Shape::Secret), "****");
+        assert_eq!(
+            r("x", Strategy::Redact, 4, Shape::Generic),
+            "[REDACTED:card]"
+        );
+    }
+
+    #[test]
+    fn hash_is_stable_and_keyed() {
+        let a = r("4242424242424242", Strategy::Hash, 4, Shape::Generic);
+        assert_eq!(a, r("4242424242424242", Strategy::Hash, 4, Shape::Generic));
+        assert_ne!(a, r("4242424242424241", Strategy::Hash, 4, Shape::Generic));
+        let n = r("4242-4242-4242-4242", Strategy::Hash, 4, Shape::Number);
+        assert_eq!(
+            n,
+            r("4242 4242 4242 4242", Strategy::Hash, 4, Shape::Number)
+        );
+        assert_eq!(n, a, "a bare number hashes like its formatted form");
+        assert_eq!(
+            r("Alice@Example.com", Strategy::Hash, 4, Shape::Email),
+            r("alice@example.com", Strategy::Hash, 4, Shape::Email)
+        );
+        assert!(a.starts_with("hash:") && a.len() == 5 + HASH_HEX);
+        let mut other = Vec::new();
+        let k2 = hmac::Key::new(hmac::HMAC_SHA256, &[8u8; 32]);
+        render(
+            &mut other,
+            b"4242424242424242",
+            "card",
+            Strategy::Hash,
+            4,
+            Shape::Generic,
+            &k2,
+        );
+        assert_ne!(a.as_bytes(), &other[..]);
+    }
+}

@@ -1,0 +1,501 @@
+//! Detectors that start at a letter or punctuation: e-mail (at `@`),
+//! secrets (AWS key ids at `A`, JWTs at the `J` of `eyJ`, PEM private keys
+//! at `-----BEGIN`, `Bearer` tokens, `password=`-style pairs and URL
+//! passwords at `=` and `:`) and IPv6 (at `:`).
+//!
+//! Each function is called at its trigger byte and returns where scanning
+//! resumes, always past the trigger.
+
+use std::net::Ipv6Addr;
+
+use super::scan::{Scan, is_alnum};
+use crate::config::mask::Detector;
+
+fn is_local(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'') || b >= 0x80
+}
+
+fn is_label(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80
+}
+
+/// Top-level "domains" that are really file extensions (`icon@2x.png`).
+const NOT_TLDS: &[&[u8]] = &[
+    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"css", b"js", b"ts",
+    b"json", b"txt", b"pdf", b"html", b"xml", b"yaml", b"yml", b"toml", b"lock",
+];
+
+/// At `@`, or at the `%` of a URL-encoded `%40`: an address
+/// `local@domain.tld`. Returns the span.
+pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
+    let domain = if v[at] == b'%' {
+        if v.get(at + 1..at + 3) != Some(b"40") {
+            return None;
+        }
+        at + 3
+    } else {
+        at + 1
+    };
+    // Walks are bounded (a local part is at most 64 bytes, a domain 255)
+    // so hostile values cannot make a scan quadratic.
+    let mut s = at;
+    while s > 0 && is_local(v[s - 1]) && at - s <= 70 {
+        s -= 1;
+    }
+    if s > 0 && is_local(v[s - 1]) {
+        return None;
+    }
+    // Quotes and dots may surround the address in prose; they are not
+    // part of it.
+    while s < at && matches!(v[s], b'.' | b'\'' | b'-' | b'+') {
+        s += 1;
+    }
+    let local = &v[s..at];
+    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || contains(local, b"..") {
+        return None;
+    }
+    // `scheme://user@host` names a user, not a mailbox.
+    if s >= 2 && &v[s - 2..s] == b"//" {
+        return None;
+    }
+    let mut e = domain;
+    let mut labels = 0;
+    let mut last = (0, 0);
+    loop {
+        let ls = e;
+        while e < v.len() && is_label(v[e]) && e - ls <= 63 {
+            e += 1;
+        }
+        if e - at > 255 {
+            return None;
+        }
+        let label = &v[ls..e];
+        if label.is_empty()
+            || label.len() > 63
+            || label[0] == b'-'
+            || label[label.len() - 1] == b'-'
+        {
+            // A trailing dot (end of a sentence) is not part of it: the
+            // address ends at the last whole label.
+            break;
+        }
+        labels += 1;
+        last = (ls, e);
+        if e + 1 < v.len() && v[e] == b'.' && is_label(v[e + 1]) {
+            e += 1;
+        } else {
+            break;
+        }
+    }
+    if labels < 2 {
+        return None;
+    }
+    let tld = &v[last.0..last.1];
+    let tld_ok = tld.len() >= 2
+        && tld.iter().all(|&b| b.is_ascii_alphabetic() || b >= 0x80)
+        && !NOT_TLDS.iter().any(|t| tld.eq_ignore_ascii_case(t));
+    (tld_ok && v.get(last.1).is_none_or(|&b| !is_alnum(b))).then_some((s, last.1))
+}
+
+fn contains(h: &[u8], n: &[u8]) -> bool {
+    find(h, n).is_some()
+}
+
+/// Naive search; used only after a rare trigger.
+pub(super) fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    if n.is_empty() || h.len() < n.len() {
+        return None;
+    }
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn is_b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// At `A`: an AWS access key id, `AKIA` or `ASIA` and 16 of `[A-Z0-9]`.
+pub(super) fn aws_key(v: &[u8], i: usize) -> Option<(usize, usize)> {
+    let head = v.get(i..i + 4)?;
+    if head != b"AKIA" && head != b"ASIA" {
+        return None;
+    }
+    if i > 0 && is_alnum(v[i - 1]) {
+        return None;
+    }
+    let body = v.get(i + 4..i + 20)?;
+    let ok = body
+        .iter()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && v.get(i + 20).is_none_or(|&b| !is_alnum(b));
+    ok.then_some((i, i + 20))
+}
+
+/// At the `J` of `eyJ`: a JWT, three base64url segments joined by dots
+/// (the signature may be empty).
+pub(super) fn jwt(v: &[u8], j: usize) -> Option<(usize, usize)> {
+    if j < 2 || v[j - 2] != b'e' || v[j - 1] != b'y' {
+        return None;
+    }
+    let s = j - 2;
+    if s > 0 && is_b64url(v[s - 1]) {
+        return None;
+    }
+    let seg = |from: usize| {
+        let mut e = from;
+        while e < v.len() && is_b64url(v[e]) {
+            e += 1;
+        }
+        e
+    };
+    let h = seg(s);
+    if h - s < 10 || v.get(h) != Some(&b'.') {
+        return None;
+    }
+    let p = seg(h + 1);
+    if p - (h + 1) < 10 || v.get(p) != Some(&b'.') {
+        return None;
+    }
+    let sig = seg(p + 1);
+    Some((s, sig))
+}
+
+/// At `-`: a PEM private key block, through its END line. A block with no
+/// END line runs to the end of the value (fail closed).
+pub(super) fn pem(v: &[u8], i: usize) -> Option<(usize, usize)> {
+    let rest = &v[i..];
+    if !rest.starts_with(b"-----BEGIN ") {
+        return None;
+    }
+    let line_end = find(&rest[11..], b"-----")? + 11;
+    if line_end > 80 || !contains(&rest[11..line_end], b"PRIVATE KEY") {
+        return None;
+    }
+    let after = line_end + 5;
+    let end = match find(&rest[after..], b"-----END ") {
+        Some(e) => {
+            let from = after + e + 9;
+            find(&rest[from..], b"-----").map_or(v.len(), |x| i + from + x + 5)
+        }
+        None => v.len(),
+    };
+    Some((i, end))
+}
+
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-')
+}
+
+/// At `B`/`b`: `Bearer <token>`; the span is the token. A token is at
+/// least 8 characters with a digit, or at least 16 (so `bearer
+/// authentication` in prose is left alone).
+pub(super) fn bearer(v: &[u8], i: usize) -> Option<(usize, usize)> {
+    let word = v.get(i..i + 6)?;
+    if !word.eq_ignore_ascii_case(b"bearer") || (i > 0 && is_alnum(v[i - 1])) {
+        return None;
+    }
+    let mut s = i + 6;
+    if !matches!(v.get(s), Some(b' ' | b'\t')) {
+        return None;
+    }
+    while matches!(v.get(s), Some(b' ' | b'\t')) {
+        s += 1;
+    }
+    let mut e = s;
+    while e < v.len() && is_token(v[e]) {
+        e += 1;
+    }
+    let tok = &v[s..e];
+    let ok = tok.len() >= 16 || (tok.len() >= 8 && tok.iter().any(u8::is_ascii_digit));
+    ok.then_some((s, e))
+}
+
+/// Keys whose value is a secret, matched as a suffix of the key (after
+/// lowercasing and reading `-` as `_`): `db_password`, `PGPASSWORD`,
+/// `client-secret`, `X-Api-Key`.
+const SECRET_KEYS: &[&[u8]] = &[
+    b"password",
+    b"passwd",
+    b"passphrase",
+    b"secret",
+    b"api_key",
+    b"apikey",
+    b"access_key",
+    b"secret_key",
+    b"private_key",
+    b"signing_key",
+    b"token",
+    b"credential",
+    b"credentials",
+];
+/// Short keys, matched only as the whole key or after `_`.
+const SHORT_KEYS: &[&[u8]] = &[b"pwd", b"pass", b"pw"];
+
+fn is_key(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+fn secret_key(key: &[u8]) -> bool {
+    if key.len() < 2 || key.len() > 64 {
+        return false;
+    }
+    let mut low = [0u8; 64];
+    for (d, &b) in low.iter_mut().zip(key) {
+        *d = if b == b'-' {
+            b'_'
+        } else {
+            b.to_ascii_lowercase()
+        };
+    }
+    let low = &low[..key.len()];
+    SECRET_KEYS.iter().any(|k| low.ends_with(k))
+        || SHORT_KEYS.iter().any(|k| {
+            low == *k || (low.ends_with(k) && matches!(low[low.len() - k.len() - 1], b'_' | b'.'))
+        })
+}
+
+/// At `=` or `:`: the value of a `password=`-style pair. The key may be
+/// quoted (JSON) and spaced (`password = 'x'`, `"secret": "x"`). The span
+/// is the value, inside its quotes when quoted; an unclosed quote runs to
+/// the end of the value (fail closed).
+pub(super) fn pair(v: &[u8], sep: usize) -> Option<(usize, usize)> {
+    let mut k = sep;
+    while k > 0 && v[k - 1] == b' ' && sep - k < 8 {
+        k -= 1;
+    }
+    if k > 0 && matches!(v[k - 1], b'"' | b'\'') {
+        k -= 1;
+    }
+    // Every key ends in one of these letters; most `:` and `=` (times,
+    // `id=5`) are refused here.
+    if k == 0
+        || !matches!(
+            v[k - 1] | 0x20,
+            b'd' | b'e' | b't' | b'y' | b'n' | b'l' | b's' | b'w'
+        )
+    {
+        return None;
+    }
+    let key_end = k;
+    while k > 0 && is_key(v[k - 1]) && key_end - k <= 64 {
+        k -= 1;
+    }
+    if !secret_key(&v[k..key_end]) {
+        return None;
+    }
+    let mut s = sep + 1;
+    if v.get(s) == Some(&b'=') {
+        // `==` is a comparison, not an assignment.
+        return None;
+    }
+    while matches!(v.get(s), Some(b' ' | b'\t')) {
+        s += 1;
+    }
+    let (s, e) = match v.get(s) {
+        Some(&q @ (b'"' | b'\'')) => {
+            let mut e = s + 1;
+            while e < v.len() && v[e] != q {
+                e += if v[e] == b'\\' { 2 } else { 1 };
+            }
+            (s + 1, e.min(v.len()))
+        }
+        _ => {
+            // Unquoted: to whitespace or a quote, or to a `&`, `;` or `,`
+            // that starts the next `key=` (query strings, connection
+            // strings). Passwords often hold `&` or `)`, so anything else
+            // stays inside: masking a stray `)` beats leaking a suffix.
+            let mut e = s;
+            while e < v.len() {
+                match v[e] {
+                    b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' => break,
+                    b'&' | b';' | b',' if next_key(v, e + 1) => break,
+                    _ => e += 1,
+                }
+            }
+            (s, e)
+        }
+    };
+    let val = &v[s..e];
+    let trivial = val.is_empty()
+        || [
+            &b"null"[..],
+            b"true",
+            b"false",
+            b"none",
+            b"***",
+            b"********",
+        ]
+        .iter()
+        .any(|t| val.eq_ignore_ascii_case(t))
+        || val.starts_with(b"//");
+    (!trivial).then_some((s, e))
+}
+
+/// Whether `key=` (or `key:` after `,`) starts at `i`.
+fn next_key(v: &[u8], i: usize) -> bool {
+    let mut e = i;
+    while e < v.len() && v[e] == b' ' {
+        e += 1;
+    }
+    let k = e;
+    while e < v.len() && is_key(v[e]) {
+        e += 1;
+    }
+    e > k && e - k <= 64 && matches!(v.get(e), Some(b'=' | b':'))
+}
+
+/// At the `:` of `scheme://user:password@host`: the password.
+pub(super) fn url_password(v: &[u8], colon: usize) -> Option<(usize, usize)> {
+    if v.get(colon + 1..colon + 3) != Some(b"//")
+        || colon == 0
+        || !v[colon - 1].is_ascii_alphabetic()
+    {
+        return None;
+    }
+    let start = colon + 3;
+    let mut e = start;
+    let mut pw = None;
+    while e < v.len()
+        && !matches!(
+            v[e],
+            b'/' | b'@' | b'?' | b'#' | b' ' | b'\t' | b'\n' | b'"'
+        )
+    {
+        if v[e] == b':' && pw.is_none() {
+            pw = Some(e + 1);
+        }
+        e += 1;
+    }
+    let pw = pw?;
+    (v.get(e) == Some(&b'@') && e > pw).then_some((pw, e))
+}
+
+fn is_v6(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b == b':' || b == b'.'
+}
+
+/// Why `ipv6` found nothing.
+pub(super) enum NoV6 {
+    /// Nothing here, but another colon of the same run might.
+    Here,
+    /// No colon before this byte in the same run can start an address.
+    Until(usize),
+}
+
+/// At `:`: an IPv6 address around it.
+pub(super) fn ipv6(v: &[u8], colon: usize) -> Result<(usize, usize), NoV6> {
+    let word = |b: u8| is_alnum(b) || b == b'_';
+    // An address is at most 45 characters: walks stop there, so a long
+    // run of colons and hex digits costs linear time, not quadratic.
+    let mut s = colon;
+    while s > 0 && (v[s - 1].is_ascii_hexdigit() || v[s - 1] == b':') && colon - s < 46 {
+        s -= 1;
+    }
+    let mut e = colon + 1;
+    while e < v.len() && is_v6(v[e]) && e - colon < 46 {
+        e += 1;
+    }
+    while e > colon + 1 && v[e - 1] == b'.' {
+        e -= 1;
+    }
+    // Hex letters that are the end or start of a longer word belong to
+    // the word (`std::vec`, `cafe:`, `::2:AG`): cut at the colon.
+    if s > 0 && word(v[s - 1]) {
+        while s < colon && v[s] != b':' {
+            s += 1;
+        }
+    }
+    if e < v.len() && word(v[e]) {
+        while e > colon + 1 && v[e - 1] != b':' {
+            e -= 1;
+        }
+    }
+    // A single colon at either end is punctuation (`host:`, `ip:fe80::1`);
+    // `::` belongs to the address.
+    if e >= colon + 2 && v[e - 1] == b':' && (v[e - 2] != b':' || (e >= 3 && v[e - 3] == b':')) {
+        e -= 1;
+    }
+    if s < e && v[s] == b':' && (v.get(s + 1) != Some(&b':') || v.get(s + 2) == Some(&b':')) {
+        s += 1;
+    }
+    if e <= s {
+        return Err(NoV6::Here);
+    }
+    let cand = &v[s..e];
+    // Quick refusal for times and ratios (`10:30:45`): an address, or a
+    // part of one glued to a word, has `::` or at least six colons.
+    let colons = cand.iter().filter(|&&b| b == b':').count();
+    let compressed = cand.windows(2).any(|w| w == b"::");
+    if colons < 2 || cand.len() > 45 || !(compressed || colons >= 6) {
+        // Every other colon of this run sees the same run, unless a walk
+        // stopped at its length cap.
+        let whole = colon.saturating_sub(s) < 46 && e.saturating_sub(colon) < 46;
+        return Err(if whole { NoV6::Until(e) } else { NoV6::Here });
+    }
+    // `::`, `::1` and two-letter pairs such as `a::b` (C++ and Rust paths)
+    // are not personal data: a compressed address needs three hex digits.
+    let address = |c: &[u8]| {
+        // Cheap shape checks first: an address has `::`, or seven colons
+        // (six before a dotted IPv4 tail). Times (`10:30:45`) stop here.
+        let colons = c.iter().filter(|&&b| b == b':').count();
+        let compressed = find(c, b"::").is_some();
+        let dotted = c.contains(&b'.');
+        if !(compressed || colons == 7 || (colons == 6 && dotted)) {
+            return false;
+        }
+        let hex = c.iter().filter(|b| b.is_ascii_hexdigit()).count();
+        (hex >= 3 || !compressed)
+            && std::str::from_utf8(c)
+                .ok()
+                .and_then(|t| t.parse::<Ipv6Addr>().ok())
+                .is_some_and(|ip| !ip.is_unspecified() && !ip.is_loopback())
+    };
+    if address(cand) {
+        return Ok((s, e));
+    }
+    // A hex word and a colon glued to an address (`cafe:2001:db8::1`,
+    // `a:::2`): masked whole when the rest is an address.
+    let first = cand.iter().position(|&b| b == b':').unwrap_or(0);
+    let last = cand.iter().rposition(|&b| b == b':').unwrap_or(0);
+    let glued = address(&cand[first + 1..])
+        || address(&cand[..last])
+        || find(cand, b":::").is_some_and(|t| address(&cand[..t + 2]));
+    if glued { Ok((s, e)) } else { Err(NoV6::Here) }
+}
+
+/// Dispatch for a `:` trigger.
+pub(super) fn at_colon(sc: &mut Scan<'_>, i: usize) -> usize {
+    let after = at_colon_no_v6(sc, i);
+    if after != i + 1 || !sc.en.ip {
+        return after;
+    }
+    match ipv6(sc.v, i) {
+        Ok((s, e)) => {
+            sc.push(s, e, Detector::Ip);
+            e
+        }
+        Err(NoV6::Until(e)) => {
+            sc.v6_clear_until = e;
+            i + 1
+        }
+        Err(NoV6::Here) => i + 1,
+    }
+}
+
+/// A `:` trigger without the IPv6 check. On failure scanning resumes
+/// right after the colon: digits after it (`Card:4242 ...`) still go
+/// through the numeric detectors.
+pub(super) fn at_colon_no_v6(sc: &mut Scan<'_>, i: usize) -> usize {
+    let v = sc.v;
+    if sc.en.secret {
+        if let Some((s, e)) = url_password(v, i) {
+            sc.push(s, e, Detector::Secret);
+            // Resume after `@` so the host is not read as an e-mail.
+            return e + 1;
+        }
+        if let Some((s, e)) = pair(v, i) {
+            sc.push(s, e, Detector::Secret);
+            return e;
+        }
+    }
+    i + 1
+}

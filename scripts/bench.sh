@@ -9,60 +9,37 @@
 # The targets are informative: the script exits 0 unless something broke.
 #
 #   scripts/bench.sh [--quick] [--out FILE] [--no-ssh] [--no-hoop] [--no-build]
+#
+# Sourced (as scripts/bench-pg.sh does), it only defines its helpers:
+# process handling, free ports, the sshd + `ssh -N -L` and hoop set-ups and
+# the report's ratios and verdicts. Call bench_init first.
 set -euo pipefail
 
-usage() {
-    cat <<'EOF'
-usage: scripts/bench.sh [--quick] [--out FILE] [--no-ssh] [--no-hoop] [--no-build]
-  --quick     small sizes (64 MiB, 2000 round trips, 200 setups, 200 idle)
-              for a smoke test; default 1 GiB, 10000, 500, 1000
-  --out FILE  also write the results table (markdown) to FILE
-  --no-ssh    skip the ssh -L row
-  --no-hoop   skip the hoop row
-  --no-build  use the release binaries already in target/release
-EOF
-}
+# ============================================================ helpers
 
-ARGS="$*"
-QUICK=0 OUT="" RUN_SSH=1 RUN_HOOP=1 BUILD=1
-while (($#)); do
-    case "$1" in
-        --quick) QUICK=1 ;;
-        --out)
-            [[ $# -ge 2 ]] || { usage >&2; exit 2; }
-            OUT=$2
-            shift
-            ;;
-        --no-ssh) RUN_SSH=0 ;;
-        --no-hoop) RUN_HOOP=0 ;;
-        --no-build) BUILD=0 ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
-    esac
-    shift
-done
-if [[ -n $OUT && $OUT != /* ]]; then OUT="$PWD/$OUT"; fi
-
-if ((QUICK)); then
-    BYTES=64M RTT_COUNT=2000 SETUP_COUNT=200 IDLE_COUNT=200
-else
-    BYTES=1G RTT_COUNT=10000 SETUP_COUNT=500 IDLE_COUNT=1000
-fi
-CLIENT_ARGS=(--bytes "$BYTES" --rtt-count "$RTT_COUNT" --setup-count "$SETUP_COUNT")
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-# HOOP_BENCH_BIN points at another folder of binaries (to test this script
-# against stand-ins); the default is the release build.
-BIN=${HOOP_BENCH_BIN:-$ROOT/target/release}
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+die() { printf '%s: %s\n' "${BENCH_NAME:-bench.sh}" "$*" >&2; exit 1; }
+
+# bench_init NAME: the script's name for messages; sets ROOT (and cds
+# there), BIN, TMP (removed on exit), PIDS and the exit trap.
+bench_init() {
+    BENCH_NAME=$1
+    ROOT=$BENCH_ROOT
+    cd "$ROOT"
+    # HOOP_BENCH_BIN points at another folder of binaries (to test these
+    # scripts against stand-ins); the default is the release build.
+    BIN=${HOOP_BENCH_BIN:-$ROOT/target/release}
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/hoop-bench.XXXXXX")
+    PIDS=()
+    CLEANUP_HOOKS=()
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
 
 # ------------------------------------------------------------ processes
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/hoop-bench.XXXXXX")
-PIDS=()
 
 # Every process this script started, and its descendants (sshd forks one
 # per connection), newest first.
@@ -80,9 +57,12 @@ stop() {
     for i in "${!PIDS[@]}"; do [[ ${PIDS[i]} != "$pid" ]] || unset 'PIDS[i]'; done
     PIDS=("${PIDS[@]}")
 }
+# Runs the CLEANUP_HOOKS (commands that stop what is not a child, such as a
+# daemonised PostgreSQL), then stops every process started here.
 cleanup() {
-    local status=$? i
+    local status=$? i hook
     trap - EXIT INT TERM
+    for hook in "${CLEANUP_HOOKS[@]}"; do eval "$hook" || true; done
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill_tree "${PIDS[i]}"; done
     for ((i = 0; i < 50; i++)); do
         local alive=0 pid
@@ -92,7 +72,7 @@ cleanup() {
     done
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     if ((status != 0)); then
-        echo "bench.sh: failed; logs of the started processes:" >&2
+        echo "$BENCH_NAME: failed; logs of the started processes:" >&2
         for f in "$TMP"/*.err; do
             [[ -s $f ]] || continue
             echo "--- ${f##*/}" >&2
@@ -102,9 +82,6 @@ cleanup() {
     rm -rf "$TMP"
     exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # start NAME CMD...: runs CMD in the background, stdout and stderr in
 # $TMP/NAME.out and $TMP/NAME.err; sets LAST_PID.
@@ -165,6 +142,215 @@ tree_rss_kib() {
     echo "$total"
 }
 
+# CPU time (user + system, including reaped children) of PID and its live
+# descendants, in clock ticks (getconf CLK_TCK, normally 100 per second).
+tree_cpu_ticks() {
+    local pid=$1 total child
+    # Fields 14-17 of /proc/PID/stat, counted after the ")" ending the name.
+    total=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null |
+        awk '{ print $12 + $13 + $14 + $15 }' || true)
+    total=${total:-0}
+    for child in $(pgrep -P "$pid" 2>/dev/null || true); do
+        total=$((total + $(tree_cpu_ticks "$child")))
+    done
+    echo "$total"
+}
+
+build_release() {
+    log "building release binaries"
+    cargo build --release --locked -p hoop-agent -p hoop-cli -p hoop-tests --bins
+}
+
+load_now() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# ------------------------------------------------------------ ssh -L
+
+# start_ssh_forward TARGET: a private sshd on loopback (temporary config,
+# host key and authorized key) and `ssh -N -L` to TARGET (host:port) through
+# it. Sets SSHD_PID, SSH_PID, FWD_PORT (the local end) and SSH_CIPHER.
+start_ssh_forward() {
+    local target=$1 sshd ssh_port
+    sshd=$(command -v sshd || echo /usr/sbin/sshd)
+    if [[ ! -x $sshd ]] && ((EUID == 0)) && command -v apt-get >/dev/null; then
+        log "sshd not found: installing openssh-server with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >&2
+        sshd=/usr/sbin/sshd
+    fi
+    [[ -x $sshd ]] || die "sshd not found (install openssh-server, or pass --no-ssh)"
+    # sshd re-executes itself, so it must be started by its absolute path.
+    sshd=$(readlink -f "$sshd")
+
+    mkdir -p /run/sshd 2>/dev/null || true # its privilege-separation directory (as root)
+    ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$TMP/ssh_host_ed25519_key"
+    ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$TMP/id_ed25519"
+    cp "$TMP/id_ed25519.pub" "$TMP/authorized_keys"
+    ssh_port=$(free_port tcp)
+    echo "[127.0.0.1]:$ssh_port $(cut -d' ' -f1,2 "$TMP/ssh_host_ed25519_key.pub")" >"$TMP/known_hosts"
+    cat >"$TMP/sshd_config" <<EOF
+Port $ssh_port
+ListenAddress 127.0.0.1
+HostKey $TMP/ssh_host_ed25519_key
+AuthorizedKeysFile $TMP/authorized_keys
+PidFile $TMP/sshd.pid
+UsePAM no
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin yes
+AllowTcpForwarding yes
+EOF
+    start sshd "$sshd" -D -e -f "$TMP/sshd_config"
+    SSHD_PID=$LAST_PID
+    wait_port "$ssh_port" "$SSHD_PID" sshd
+
+    FWD_PORT=$(free_port tcp)
+    start ssh ssh -v -N -F /dev/null -p "$ssh_port" -i "$TMP/id_ed25519" \
+        -o IdentitiesOnly=yes -o BatchMode=yes -o ExitOnForwardFailure=yes \
+        -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$TMP/known_hosts" \
+        -L "127.0.0.1:$FWD_PORT:$target" "$(id -un)@127.0.0.1"
+    SSH_PID=$LAST_PID
+    wait_port "$FWD_PORT" "$SSH_PID" "ssh -L"
+    SSH_CIPHER=$(sed -n 's/.*kex: server->client cipher: \([^ ]*\) MAC: \([^ ]*\).*/\1 (MAC \2)/p' \
+        "$TMP/ssh.err" | head -n 1)
+    log "ssh -N -L 127.0.0.1:$FWD_PORT -> $target via sshd on $ssh_port, cipher ${SSH_CIPHER:--}"
+}
+
+# ------------------------------------------------------------ hoop
+
+# start_hoop_agent CONNECTIONS [VAR=VALUE...]: the test issuer and a
+# hoop-agent (data_dir, and so its audit log, in $TMP/agent) serving the
+# [[connection]] tables in CONNECTIONS, with VAR=VALUE in its environment
+# only. Exports the HOOP_* settings `hoop` needs and waits until
+# `hoop connections` succeeds. Sets ISSUER_PID, AGENT_PID, AGENT_DIR and
+# AGENT_RSS_START (KiB, one tunnel authenticated and closed).
+start_hoop_agent() {
+    local connections=$1 b i ready=0 issuer token fingerprint agent_port
+    shift
+    for b in hoop-test-issuer hoop-agent hoop; do
+        [[ -x $BIN/$b ]] || die "$BIN/$b is missing (pass --no-hoop to skip hoop)"
+    done
+    start issuer "$BIN/hoop-test-issuer"
+    ISSUER_PID=$LAST_PID
+    wait_line issuer "$ISSUER_PID" '^TOKEN='
+    issuer=$(value "$TMP/issuer.out" ISSUER)
+    token=$(value "$TMP/issuer.out" TOKEN)
+
+    AGENT_DIR="$TMP/agent"
+    mkdir -p "$AGENT_DIR"
+    "$BIN/hoop-agent" init --data-dir "$AGENT_DIR" >"$TMP/agent-init.out" 2>"$TMP/agent-init.err"
+    fingerprint=$("$BIN/hoop-agent" fingerprint --data-dir "$AGENT_DIR")
+    [[ $fingerprint == SHA256:* ]] || die "unexpected fingerprint output: $fingerprint"
+    agent_port=$(free_port udp)
+    cat >"$TMP/agent.toml" <<EOF
+listen = "127.0.0.1:$agent_port"
+data_dir = "$AGENT_DIR"
+
+[[issuer]]
+url = "$issuer"
+audience = "hoop"
+
+$connections
+EOF
+    start agent env "$@" "$BIN/hoop-agent" run --config "$TMP/agent.toml"
+    AGENT_PID=$LAST_PID
+
+    export HOOP_AGENT="127.0.0.1:$agent_port" HOOP_AGENT_FINGERPRINT="$fingerprint"
+    export HOOP_TOKEN="$token" HOOP_CONFIG_DIR="$TMP/hoop-config"
+    mkdir -p "$HOOP_CONFIG_DIR"
+    for ((i = 0; i < 300; i++)); do
+        if "$BIN/hoop" connections >"$TMP/connections.out" 2>"$TMP/connections.err"; then
+            ready=1
+            break
+        fi
+        kill -0 "$AGENT_PID" 2>/dev/null || die "hoop-agent exited during startup"
+        sleep 0.1
+    done
+    ((ready)) || die "hoop connections did not succeed within 30 s"
+    kill -0 "$AGENT_PID" 2>/dev/null || die "hoop-agent exited during startup"
+    AGENT_RSS_START=$(rss_kib "$AGENT_PID")
+    log "hoop-agent on udp 127.0.0.1:$agent_port ready, RSS $AGENT_RSS_START KiB"
+}
+
+# start_hoop_connect NAME PORT [LOG]: `hoop connect NAME -p PORT` (output in
+# $TMP/LOG.out, default connect), waiting until the port accepts. Sets
+# CONNECT_PID.
+start_hoop_connect() {
+    local log_name=${3:-connect}
+    start "$log_name" "$BIN/hoop" connect "$1" -p "$2"
+    CONNECT_PID=$LAST_PID
+    wait_port "$2" "$CONNECT_PID" "hoop connect $1"
+    log "hoop connect $1 on 127.0.0.1:$2: $(head -n 1 "$TMP/$log_name.out")"
+}
+
+# The agent's warnings (a capped UDP buffer among them), colours removed.
+agent_warnings() {
+    [[ -s $TMP/agent.err ]] || return 0
+    sed 's/\x1b\[[0-9;]*m//g' "$TMP/agent.err" | grep -E ' (WARN|ERROR) ' | head -n 5 || true
+}
+
+# ------------------------------------------------------------ report
+
+# ratio A B: A/B to two decimals, or "-".
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
+}
+# verdict A B higher|lower: PASS when A is at least (higher) or at most
+# (lower) B.
+verdict() {
+    awk -v a="$1" -v b="$2" -v want="$3" 'BEGIN {
+        if (a == "-" || b == "-") print "-";
+        else if (want == "higher") print (a + 0 >= b + 0 ? "PASS" : "FAIL");
+        else print (a + 0 <= b + 0 ? "PASS" : "FAIL") }'
+}
+
+# Sourced for the helpers above: stop here.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
+
+# ============================================================ bench.sh
+
+usage() {
+    cat <<'EOF'
+usage: scripts/bench.sh [--quick] [--out FILE] [--no-ssh] [--no-hoop] [--no-build]
+  --quick     small sizes (64 MiB, 2000 round trips, 200 setups, 200 idle)
+              for a smoke test; default 1 GiB, 10000, 500, 1000
+  --out FILE  also write the results table (markdown) to FILE
+  --no-ssh    skip the ssh -L row
+  --no-hoop   skip the hoop row
+  --no-build  use the release binaries already in target/release
+EOF
+}
+
+ARGS="$*"
+QUICK=0 OUT="" RUN_SSH=1 RUN_HOOP=1 BUILD=1
+while (($#)); do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --out)
+            [[ $# -ge 2 ]] || { usage >&2; exit 2; }
+            OUT=$2
+            shift
+            ;;
+        --no-ssh) RUN_SSH=0 ;;
+        --no-hoop) RUN_HOOP=0 ;;
+        --no-build) BUILD=0 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+if [[ -n $OUT && $OUT != /* ]]; then OUT="$PWD/$OUT"; fi
+
+if ((QUICK)); then
+    BYTES=64M RTT_COUNT=2000 SETUP_COUNT=200 IDLE_COUNT=200
+else
+    BYTES=1G RTT_COUNT=10000 SETUP_COUNT=500 IDLE_COUNT=1000
+fi
+CLIENT_ARGS=(--bytes "$BYTES" --rtt-count "$RTT_COUNT" --setup-count "$SETUP_COUNT")
+
+bench_init bench.sh
+
 # idle_test NAME ADDR LABEL=PID...: holds IDLE_COUNT forwarded connections
 # open through ADDR and writes, for each LABEL, the RSS of PID and its
 # descendants before and with them to $TMP/NAME.mem as LABEL_before_kib=
@@ -176,6 +362,7 @@ idle_test() {
         echo "${spec%%=*}_before_kib=$(tree_rss_kib "${spec#*=}")" >>"$TMP/$name.mem"
     done
     coproc IDLE { exec "$BIN/hoop-bench" idle --addr "$addr" --count "$IDLE_COUNT" 2>"$TMP/$name-idle.err"; }
+    # shellcheck disable=SC2153 # IDLE_PID is set by coproc
     local idle_pid=$IDLE_PID to_idle=${IDLE[1]} from_idle=${IDLE[0]}
     PIDS+=("$idle_pid")
     while IFS= read -r -t 120 line <&"$from_idle"; do
@@ -201,14 +388,11 @@ run_client() {
 
 # ------------------------------------------------------------ build
 
-if ((BUILD)); then
-    log "building release binaries"
-    cargo build --release --locked -p hoop-agent -p hoop-cli -p hoop-tests --bins
-fi
+if ((BUILD)); then build_release; fi
 [[ -x $BIN/hoop-bench ]] || die "$BIN/hoop-bench is missing; run without --no-build"
 
 # Other work on the machine shows up in every figure: record the load.
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_START=$(load_now)
 
 # Room for a thousand idle connections in each process on the path.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -226,50 +410,7 @@ run_client direct "$SERVER"
 
 SSH_CIPHER=-
 if ((RUN_SSH)); then
-    SSHD=$(command -v sshd || echo /usr/sbin/sshd)
-    if [[ ! -x $SSHD ]] && ((EUID == 0)) && command -v apt-get >/dev/null; then
-        log "sshd not found: installing openssh-server with apt-get"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >&2
-        SSHD=/usr/sbin/sshd
-    fi
-    [[ -x $SSHD ]] || die "sshd not found (install openssh-server, or pass --no-ssh)"
-    # sshd re-executes itself, so it must be started by its absolute path.
-    SSHD=$(readlink -f "$SSHD")
-
-    mkdir -p /run/sshd # its privilege-separation directory
-    ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$TMP/ssh_host_ed25519_key"
-    ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$TMP/id_ed25519"
-    cp "$TMP/id_ed25519.pub" "$TMP/authorized_keys"
-    SSH_PORT=$(free_port tcp)
-    echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$TMP/ssh_host_ed25519_key.pub")" >"$TMP/known_hosts"
-    cat >"$TMP/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $TMP/ssh_host_ed25519_key
-AuthorizedKeysFile $TMP/authorized_keys
-PidFile $TMP/sshd.pid
-UsePAM no
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin yes
-AllowTcpForwarding yes
-EOF
-    start sshd "$SSHD" -D -e -f "$TMP/sshd_config"
-    SSHD_PID=$LAST_PID
-    wait_port "$SSH_PORT" "$SSHD_PID" sshd
-
-    FWD_PORT=$(free_port tcp)
-    start ssh ssh -v -N -F /dev/null -p "$SSH_PORT" -i "$TMP/id_ed25519" \
-        -o IdentitiesOnly=yes -o BatchMode=yes -o ExitOnForwardFailure=yes \
-        -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$TMP/known_hosts" \
-        -L "127.0.0.1:$FWD_PORT:$SERVER" root@127.0.0.1
-    SSH_PID=$LAST_PID
-    wait_port "$FWD_PORT" "$SSH_PID" "ssh -L"
-    SSH_CIPHER=$(sed -n 's/.*kex: server->client cipher: \([^ ]*\) MAC: \([^ ]*\).*/\1 (MAC \2)/p' \
-        "$TMP/ssh.err" | head -n 1)
-    log "ssh -N -L 127.0.0.1:$FWD_PORT -> $SERVER via sshd on $SSH_PORT, cipher ${SSH_CIPHER:--}"
+    start_ssh_forward "$SERVER"
     # The idle test comes first, on fresh processes, as for hoop below.
     # For comparison with the agent: the ssh client and the sshd processes.
     idle_test ssh "127.0.0.1:$FWD_PORT" client="$SSH_PID" server="$SSHD_PID"
@@ -281,60 +422,14 @@ fi
 # ------------------------------------------------------------ hoop
 
 if ((RUN_HOOP)); then
-    for b in hoop-test-issuer hoop-agent hoop; do
-        [[ -x $BIN/$b ]] || die "$BIN/$b is missing (pass --no-hoop to skip hoop)"
-    done
-    start issuer "$BIN/hoop-test-issuer"
-    ISSUER_PID=$LAST_PID
-    wait_line issuer "$ISSUER_PID" '^TOKEN='
-    ISSUER=$(value "$TMP/issuer.out" ISSUER)
-    TOKEN=$(value "$TMP/issuer.out" TOKEN)
-
-    AGENT_DIR="$TMP/agent"
-    mkdir -p "$AGENT_DIR"
-    "$BIN/hoop-agent" init --data-dir "$AGENT_DIR" >"$TMP/agent-init.out" 2>"$TMP/agent-init.err"
-    FINGERPRINT=$("$BIN/hoop-agent" fingerprint --data-dir "$AGENT_DIR")
-    [[ $FINGERPRINT == SHA256:* ]] || die "unexpected fingerprint output: $FINGERPRINT"
-    AGENT_PORT=$(free_port udp)
-    cat >"$TMP/agent.toml" <<EOF
-listen = "127.0.0.1:$AGENT_PORT"
-data_dir = "$AGENT_DIR"
-
-[[issuer]]
-url = "$ISSUER"
-audience = "hoop"
-
-[[connection]]
-name = "bench"
-type = "tcp"
-address = "$SERVER"
-allow_groups = ["eng"]
-EOF
-    start agent "$BIN/hoop-agent" run --config "$TMP/agent.toml"
-    AGENT_PID=$LAST_PID
-
-    export HOOP_AGENT="127.0.0.1:$AGENT_PORT" HOOP_AGENT_FINGERPRINT="$FINGERPRINT"
-    export HOOP_TOKEN="$TOKEN" HOOP_CONFIG_DIR="$TMP/hoop-config"
-    mkdir -p "$HOOP_CONFIG_DIR"
-    ready=0
-    for ((i = 0; i < 300; i++)); do
-        if "$BIN/hoop" connections >"$TMP/connections.out" 2>"$TMP/connections.err"; then
-            ready=1
-            break
-        fi
-        kill -0 "$AGENT_PID" 2>/dev/null || die "hoop-agent exited during startup"
-        sleep 0.1
-    done
-    ((ready)) || die "hoop connections did not succeed within 30 s"
-    kill -0 "$AGENT_PID" 2>/dev/null || die "hoop-agent exited during startup"
-    AGENT_RSS_START=$(rss_kib "$AGENT_PID")
-    log "hoop-agent on udp 127.0.0.1:$AGENT_PORT ready, RSS $AGENT_RSS_START KiB"
+    start_hoop_agent "[[connection]]
+name = \"bench\"
+type = \"tcp\"
+address = \"$SERVER\"
+allow_groups = [\"eng\"]"
 
     HOOP_PORT=$(free_port tcp)
-    start connect "$BIN/hoop" connect bench -p "$HOOP_PORT"
-    CONNECT_PID=$LAST_PID
-    wait_port "$HOOP_PORT" "$CONNECT_PID" "hoop connect"
-    log "hoop connect bench on 127.0.0.1:$HOOP_PORT: $(head -n 1 "$TMP/connect.out")"
+    start_hoop_connect bench "$HOOP_PORT"
     echo "agent_start_kib=$AGENT_RSS_START" >"$TMP/hoop.mem"
     # The idle test comes before the bulk runs: the 1 GiB transfers leave
     # the agent's allocator holding megabytes of freed memory, which later
@@ -348,19 +443,6 @@ fi
 
 # ------------------------------------------------------------ report
 
-# ratio A B: A/B to two decimals, or "-".
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
-}
-# verdict A B higher|lower: PASS when A is at least (higher) or at most
-# (lower) B.
-verdict() {
-    awk -v a="$1" -v b="$2" -v want="$3" 'BEGIN {
-        if (a == "-" || b == "-") print "-";
-        else if (want == "higher") print (a + 0 >= b + 0 ? "PASS" : "FAIL");
-        else print (a + 0 <= b + 0 ? "PASS" : "FAIL") }'
-}
 kib_to_mib() { awk -v k="$1" 'BEGIN { if (k == "-") print "-"; else printf "%.1f MiB\n", k / 1024 }'; }
 # per_conn NAME LABEL: LABEL's growth per idle connection in $TMP/NAME.mem.
 per_conn() {
@@ -379,12 +461,6 @@ row() { # label key want(higher|lower)
 
 mem() { value "$TMP/$1.mem" "$2"; }
 
-# The agent's warnings (a capped UDP buffer among them), colours removed.
-agent_warnings() {
-    [[ -s $TMP/agent.err ]] || return 0
-    sed 's/\x1b\[[0-9;]*m//g' "$TMP/agent.err" | grep -E ' (WARN|ERROR) ' | head -n 5 || true
-}
-
 report() {
     local cpu warnings
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -394,7 +470,7 @@ report() {
     echo "- machine: $(nproc) cores (${cpu:-unknown cpu}), Linux $(uname -r)"
     echo "- sizes: bulk $BYTES each way, $RTT_COUNT round trips of 1 byte, $SETUP_COUNT setups, $IDLE_COUNT idle connections"
     echo "- ssh: $(ssh -V 2>&1), cipher ${SSH_CIPHER:--}"
-    echo "- load average (1, 5, 15 min): $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+    echo "- load average (1, 5, 15 min): $LOAD_START at the start, $(load_now) at the end"
     echo "- UDP buffer caps: net.core.rmem_max=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo -)," \
         "net.core.wmem_max=$(cat /proc/sys/net/core/wmem_max 2>/dev/null || echo -)"
     if ((RUN_HOOP)); then

@@ -160,10 +160,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let list = list?;
             let mut out = std::io::stdout().lock();
             match output {
-                Output::Json => {
-                    serde_json::to_writer_pretty(&mut out, &list)?;
-                    writeln!(out)?;
-                }
+                Output::Json => write_json(&mut out, &list)?,
                 Output::Table => {
                     if list.is_empty() {
                         writeln!(out, "You may not use any connection on this agent.")?;
@@ -208,10 +205,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let id = id?;
             let mut out = std::io::stdout().lock();
             match output {
-                Output::Json => {
-                    serde_json::to_writer_pretty(&mut out, &id)?;
-                    writeln!(out)?;
-                }
+                Output::Json => write_json(&mut out, &id)?,
                 Output::Table => {
                     let expires = humantime_like(id.expires_at);
                     writeln!(out, "user:    {}", id.user)?;
@@ -243,6 +237,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pretty JSON and a final newline, for `-o json`.
+fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 fn humantime_like(unix: u64) -> String {

@@ -9,9 +9,17 @@
 //! PostgreSQL fall back to the raw bytes), so ASCII passwords always work;
 //! a non-ASCII password that SASLprep would rewrite (compatibility forms,
 //! non-ASCII spaces) does not. Store such passwords NFKC-normalised.
+//!
+//! PBKDF2 is most of a login's cost (4096 iterations of HMAC-SHA-256 at
+//! PostgreSQL's default, about a millisecond); a [`SaltedPasswordCache`]
+//! kept across logins skips it when the password, salt and iteration count
+//! repeat, as they do for every login of one role until its password
+//! changes.
 
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use aws_lc_rs::{constant_time, digest, hmac, pbkdf2, rand};
 use base64::Engine;
@@ -29,6 +37,10 @@ pub const MAX_ITERATIONS: u32 = 10_000_000;
 
 /// Random bytes in the client nonce (libpq's `SCRAM_RAW_NONCE_LEN`).
 const NONCE_LEN: usize = 18;
+
+/// Longest salt a [`SaltedPasswordCache`] keeps (PostgreSQL's are 16
+/// bytes), so that a hostile server cannot make it hold megabytes.
+const MAX_CACHED_SALT: usize = 256;
 
 /// Channel binding, announced in the GS2 header.
 #[derive(Clone, PartialEq, Eq)]
@@ -116,6 +128,12 @@ pub struct ScramClient {
     state: State,
 }
 
+impl Drop for ScramClient {
+    fn drop(&mut self) {
+        wipe(&mut self.password);
+    }
+}
+
 impl fmt::Debug for ScramClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScramClient")
@@ -189,6 +207,27 @@ impl ScramClient {
     /// Checks server-first-message (the data of AuthenticationSASLContinue)
     /// and returns client-final-message, the data of SASLResponse.
     pub fn handle_server_first(&mut self, msg: &[u8]) -> Result<Vec<u8>, ScramError> {
+        self.server_first(msg, None)
+    }
+
+    /// [`handle_server_first`](ScramClient::handle_server_first), taking
+    /// the salted password from `cache` when an earlier login derived it
+    /// for the same password, salt and iteration count, and adding it
+    /// there otherwise. The proof sent and the server signature expected
+    /// are the same as without the cache.
+    pub fn handle_server_first_cached(
+        &mut self,
+        msg: &[u8],
+        cache: &SaltedPasswordCache,
+    ) -> Result<Vec<u8>, ScramError> {
+        self.server_first(msg, Some(cache))
+    }
+
+    fn server_first(
+        &mut self,
+        msg: &[u8],
+        cache: Option<&SaltedPasswordCache>,
+    ) -> Result<Vec<u8>, ScramError> {
         if !matches!(self.state, State::ClientFirstSent) {
             return Err(ScramError::OutOfOrder);
         }
@@ -252,15 +291,11 @@ impl ScramClient {
             self.client_first_bare, server_first, without_proof
         );
 
-        let mut salted = [0u8; 32];
-        pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations,
-            &salt,
-            &self.password,
-            &mut salted,
-        );
-        let salted = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+        let salted = match cache {
+            Some(cache) => cache.get_or_derive(&self.password, &salt, iterations),
+            None => salt_password(&self.password, &salt, iterations),
+        };
+        let salted = hmac::Key::new(hmac::HMAC_SHA256, &salted.0);
         let client_key = hmac::sign(&salted, b"Client Key");
         let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
         let stored_key = hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref());
@@ -299,6 +334,157 @@ impl ScramClient {
             .map_err(|_| ScramError::Malformed("server signature is not base64"))?;
         constant_time::verify_slices_are_equal(&verifier, server_signature)
             .map_err(|_| ScramError::BadServerSignature)
+    }
+}
+
+/// 32 secret bytes: zeroed when dropped, never printed.
+#[derive(Clone, PartialEq, Eq)]
+struct Key32([u8; 32]);
+
+impl Drop for Key32 {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+impl fmt::Debug for Key32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Overwrites a secret with zeros. Best effort, without `unsafe`: the
+/// `black_box` keeps the compiler from dropping the stores as dead, but
+/// copies made earlier (moves, reallocations) are not reached.
+fn wipe(secret: &mut [u8]) {
+    secret.fill(0);
+    std::hint::black_box(&*secret);
+}
+
+/// SaltedPassword := Hi(password, salt, i), PBKDF2-HMAC-SHA-256.
+fn salt_password(password: &[u8], salt: &[u8], iterations: NonZeroU32) -> Key32 {
+    let mut salted = Key32([0u8; 32]);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt,
+        password,
+        &mut salted.0,
+    );
+    salted
+}
+
+/// Salted passwords from earlier logins, keyed by (SHA-256 of the
+/// password, salt, iteration count), so that PBKDF2 runs once per key
+/// instead of at every login. Bounded: past `capacity` entries the least
+/// recently used goes. Share one (e.g. a `static`) between all the logins
+/// of a process; the lock is not held while deriving.
+///
+/// It holds secrets: each salted password lets whoever has it log in as
+/// the role to that server (as PostgreSQL's stored verifier does not).
+/// They stay in memory until evicted, zeroed then (best effort), and
+/// nothing here prints them. A changed password is a new key; the old
+/// entry ages out.
+pub struct SaltedPasswordCache {
+    capacity: usize,
+    /// Least recently used first. A few dozen entries: a linear scan is
+    /// cheaper than hashing the salt would be.
+    entries: Mutex<Vec<CacheEntry>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+struct CacheEntry {
+    password_hash: Key32,
+    salt: Vec<u8>,
+    iterations: NonZeroU32,
+    salted: Key32,
+}
+
+impl fmt::Debug for SaltedPasswordCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaltedPasswordCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .field("hits", &self.hits())
+            .field("misses", &self.misses())
+            .finish()
+    }
+}
+
+impl SaltedPasswordCache {
+    /// An empty cache of at most `capacity` entries (0 caches nothing).
+    pub const fn new(capacity: usize) -> Self {
+        SaltedPasswordCache {
+            capacity,
+            entries: Mutex::new(Vec::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Logins that found their salted password here.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Logins that had to derive it.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CacheEntry>> {
+        // Nothing panics while the lock is held, but a poisoned list is
+        // still a consistent one.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get_or_derive(&self, password: &[u8], salt: &[u8], iterations: NonZeroU32) -> Key32 {
+        let mut password_hash = Key32([0u8; 32]);
+        password_hash
+            .0
+            .copy_from_slice(digest::digest(&digest::SHA256, password).as_ref());
+        let matches = |e: &CacheEntry| {
+            e.password_hash == password_hash && e.iterations == iterations && e.salt == salt
+        };
+        {
+            let mut entries = self.lock();
+            if let Some(i) = entries.iter().position(matches) {
+                let entry = entries.remove(i);
+                let salted = entry.salted.clone();
+                entries.push(entry);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return salted;
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let salted = salt_password(password, salt, iterations);
+        if self.capacity > 0 && salt.len() <= MAX_CACHED_SALT {
+            let mut entries = self.lock();
+            // Another login may have derived it meanwhile.
+            if !entries.iter().any(matches) {
+                if entries.len() >= self.capacity {
+                    entries.remove(0);
+                }
+                entries.push(CacheEntry {
+                    password_hash,
+                    salt: salt.to_vec(),
+                    iterations,
+                    salted: salted.clone(),
+                });
+            }
+        }
+        salted
     }
 }
 

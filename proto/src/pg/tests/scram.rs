@@ -278,3 +278,128 @@ fn tls_server_end_point_follows_rfc5929_hash_choice() {
         assert_eq!(try_tls_server_end_point_hash(junk), None);
     }
 }
+
+/// One exchange against [`server_check`]: the client-final-message, after
+/// checking the server's signature is accepted.
+fn login_once(
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    cache: Option<&SaltedPasswordCache>,
+) -> String {
+    let mut c = ScramClient::with_nonce(password, ChannelBinding::Unsupported, "", "NONCE");
+    let first = String::from_utf8(c.client_first()).unwrap();
+    let bare = first.strip_prefix("n,,").unwrap().to_owned();
+    let server_first = format!("r=NONCEserver,s={},i={iterations}", B64.encode(salt));
+    let client_final = match cache {
+        Some(cache) => c.handle_server_first_cached(server_first.as_bytes(), cache),
+        None => c.handle_server_first(server_first.as_bytes()),
+    };
+    let client_final = String::from_utf8(client_final.unwrap()).unwrap();
+    let v = server_check(
+        password,
+        salt,
+        iterations,
+        &bare,
+        &server_first,
+        &client_final,
+    );
+    c.verify_server_final(v.as_bytes()).unwrap();
+    // A server that does not know the password is still refused.
+    assert_eq!(
+        c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
+        Err(ScramError::BadServerSignature)
+    );
+    client_final
+}
+
+#[test]
+fn cached_salted_password_gives_the_same_proof() {
+    let cache = SaltedPasswordCache::new(64);
+    // The RFC 7677 vector through the cache: a miss, then a hit.
+    for round in 0..2 {
+        let mut c = rfc_client();
+        c.client_first();
+        let client_final = c
+            .handle_server_first_cached(SERVER_FIRST.as_bytes(), &cache)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(client_final).unwrap(),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            "round {round}"
+        );
+        c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+        assert_eq!(
+            c.verify_server_final(b"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
+            Err(ScramError::BadServerSignature)
+        );
+    }
+    assert_eq!((cache.hits(), cache.misses(), cache.len()), (1, 1, 1));
+
+    let fresh = login_once(b"pw", b"salt-one", 64, None);
+    assert_eq!(login_once(b"pw", b"salt-one", 64, Some(&cache)), fresh);
+    assert_eq!(login_once(b"pw", b"salt-one", 64, Some(&cache)), fresh);
+    assert_eq!((cache.hits(), cache.misses()), (2, 2));
+}
+
+#[test]
+fn cache_misses_on_another_password_salt_or_count() {
+    let cache = SaltedPasswordCache::new(64);
+    let base = login_once(b"pw", b"salt", 16, Some(&cache));
+    let others = [
+        login_once(b"pw2", b"salt", 16, Some(&cache)),
+        login_once(b"pw", b"salt2", 16, Some(&cache)),
+        login_once(b"pw", b"salt", 17, Some(&cache)),
+    ];
+    assert_eq!((cache.hits(), cache.misses(), cache.len()), (0, 4, 4));
+    for other in others {
+        assert_ne!(other, base);
+    }
+    // Each is then found, with its own proof.
+    assert_eq!(login_once(b"pw", b"salt", 16, Some(&cache)), base);
+    assert_eq!(
+        login_once(b"pw2", b"salt", 16, None),
+        login_once(b"pw2", b"salt", 16, Some(&cache))
+    );
+    assert_eq!((cache.hits(), cache.misses()), (2, 4));
+}
+
+#[test]
+fn cache_is_bounded_and_keeps_the_recently_used() {
+    let cache = SaltedPasswordCache::new(4);
+    for i in 0..4u8 {
+        login_once(b"pw", &[i], 1, Some(&cache));
+    }
+    // Use salt 0 again, then add a fifth: salt 1, least recently used, goes.
+    login_once(b"pw", &[0], 1, Some(&cache));
+    login_once(b"pw", &[4], 1, Some(&cache));
+    assert_eq!(cache.len(), 4);
+    assert_eq!((cache.hits(), cache.misses()), (1, 5));
+    login_once(b"pw", &[0], 1, Some(&cache));
+    assert_eq!(cache.misses(), 5);
+    login_once(b"pw", &[1], 1, Some(&cache));
+    assert_eq!(cache.misses(), 6);
+    assert_eq!(cache.len(), 4);
+
+    // Capacity 0 caches nothing; huge salts are not kept.
+    let none = SaltedPasswordCache::new(0);
+    login_once(b"pw", b"salt", 1, Some(&none));
+    login_once(b"pw", b"salt", 1, Some(&none));
+    assert_eq!((none.hits(), none.misses(), none.len()), (0, 2, 0));
+    let big = SaltedPasswordCache::new(4);
+    login_once(b"pw", &[7; 1000], 1, Some(&big));
+    assert!(big.is_empty());
+}
+
+#[test]
+fn cache_debug_shows_no_secrets() {
+    let cache = SaltedPasswordCache::new(4);
+    login_once(b"hunter2", b"salt", 1, Some(&cache));
+    let shown = format!("{cache:?}");
+    assert_eq!(
+        shown,
+        "SaltedPasswordCache { capacity: 4, len: 1, hits: 0, misses: 1 }"
+    );
+}

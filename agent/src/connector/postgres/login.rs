@@ -5,6 +5,7 @@
 
 use bytes::BytesMut;
 use hoop_proto::pg::backend::{BackendKeyData, ErrorFields, TransactionStatus};
+use hoop_proto::pg::scram::SaltedPasswordCache;
 use hoop_proto::pg::{
     self, Authentication, ChannelBinding, RawMessage, ScramClient, auth, startup,
     tls_server_end_point_hash,
@@ -18,6 +19,13 @@ use crate::connector::tcp;
 /// Largest message accepted from the backend before it is logged in
 /// (ParameterStatus, notices, auth challenges are all small).
 const MAX_LOGIN_MESSAGE: usize = 64 * 1024;
+
+/// SCRAM salted passwords of earlier backend logins, for the whole agent:
+/// PBKDF2 (4096 iterations by default, about 0.9 ms of CPU) then runs once
+/// per (password, salt, iteration count) instead of at every connection.
+/// The backend still proves at every login that it knows the password.
+/// 64 entries cover many more roles and servers than one agent serves.
+static SCRAM_KEYS: SaltedPasswordCache = SaltedPasswordCache::new(64);
 
 /// Why the agent could not log in.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +185,7 @@ pub async fn login(
                             LoginError::Protocol("SASL continue before SASL".into())
                         })?;
                         let fin = client
-                            .handle_server_first(&data)
+                            .handle_server_first_cached(&data, &SCRAM_KEYS)
                             .map_err(|e| LoginError::Scram(e.to_string()))?;
                         auth::encode_sasl_response(&fin, &mut reply)
                             .map_err(|e| LoginError::Protocol(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! The `hoop-agent` subcommands, as library functions so tests can drive
 //! them in-process.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use anyhow::{Context, bail};
 use crate::audit::{self, AuditLog, Event};
 use crate::config::{AgentConfig, split_host_port};
 use crate::identity;
+use crate::mask::Masker;
 use crate::server::{self, Shared};
 use crate::token::Verifier;
 
@@ -143,6 +145,7 @@ pub async fn serve_with(
         tracing::warn!("{w}");
     }
     let tls = identity::load(&cfg.data_dir)?;
+    let maskers = build_maskers(&cfg)?;
     let (endpoint, sizes) = server::bind(cfg.listen, &tls)
         .with_context(|| format!("cannot listen on UDP {}", cfg.listen))?;
     if sizes.capped() {
@@ -178,12 +181,34 @@ pub async fn serve_with(
             }
         }
     });
-    let shared = Arc::new(Shared::new(cfg, verifier, audit_log.clone()));
+    let shared = Arc::new(Shared::new(cfg, verifier, audit_log.clone()).with_maskers(maskers));
     server::serve(endpoint, shared, shutdown).await;
     drop(audit_log);
     tracing::info!("hoop-agent stopped");
     let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
     Ok(())
+}
+
+/// One compiled masking engine per connection that masks anything, with
+/// the agent's masking key (made on first use).
+fn build_maskers(cfg: &AgentConfig) -> anyhow::Result<HashMap<String, Arc<Masker>>> {
+    let masked: Vec<_> = cfg
+        .connections
+        .iter()
+        .filter(|c| c.mask.is_enabled())
+        .collect();
+    if masked.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let key = identity::mask_key(&cfg.data_dir)?;
+    masked
+        .into_iter()
+        .map(|c| {
+            let m = Masker::new(&c.mask, key)
+                .with_context(|| format!("connection {:?}: masking", c.name))?;
+            Ok((c.name.clone(), Arc::new(m)))
+        })
+        .collect()
 }
 
 /// Completes on SIGINT or SIGTERM. The handlers are installed when this is

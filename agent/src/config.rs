@@ -184,6 +184,9 @@ pub struct ConnectionConfig {
     /// Statements refused before they reach the backend.
     #[serde(default)]
     pub deny: Vec<DenyRule>,
+    /// Masking of result values (`[connection.mask]`). Default: off.
+    #[serde(default)]
+    pub mask: mask::MaskConfig,
 }
 
 /// A configuration problem, naming the key.
@@ -367,6 +370,7 @@ fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>)
                     c.tls.as_str()
                 ));
             }
+            problems.extend(c.mask.validate(&format!("{key}.mask")));
             for (j, rule) in c.deny.iter().enumerate() {
                 if let Err(e) = regex::Regex::new(&rule.pattern) {
                     problems.push(format!("{key}.deny[{j}].pattern: {e}"));
@@ -390,6 +394,7 @@ fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>)
                 ("read_only", c.read_only),
                 ("audit_parameters", c.audit_parameters),
                 ("deny", !c.deny.is_empty()),
+                ("mask", c.mask != mask::MaskConfig::default()),
             ];
             for (name, set) in db_only {
                 if set {

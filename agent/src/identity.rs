@@ -5,6 +5,11 @@
 //! `tls/agent.key`, and `tls/reset.key` (the QUIC stateless-reset secret,
 //! kept so that a restarted agent can tell clients their old connection is
 //! gone instead of leaving them to time out). Keys are written 0600.
+//!
+//! `tls/mask.key` holds the masking engine's HMAC key (the `hash`
+//! strategy). It is made by `init` or on the first `run` that needs it, and
+//! `init --force` keeps it, so hashed values stay comparable across a
+//! certificate rotation.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -72,6 +77,9 @@ impl IdentityPaths {
     }
     pub fn reset_key(&self) -> PathBuf {
         self.dir.join("reset.key")
+    }
+    pub fn mask_key(&self) -> PathBuf {
+        self.dir.join("mask.key")
     }
 }
 
@@ -152,6 +160,7 @@ pub fn init(data_dir: &Path, extra_sans: &[String], force: bool) -> Result<Creat
     write_file(&paths.key(), key.serialize_pem().as_bytes(), 0o600)?;
     write_file(&paths.reset_key(), hex::encode(reset).as_bytes(), 0o600)?;
     write_file(&paths.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
+    mask_key(data_dir)?;
     write_file(&paths.cert(), cert.pem().as_bytes(), 0o644)?;
 
     Ok(Created {
@@ -235,6 +244,37 @@ pub fn load(data_dir: &Path) -> Result<Identity, IdentityError> {
         key,
         reset_key,
     })
+}
+
+/// The masking key: read from `tls/mask.key`, or made (32 random bytes,
+/// hex, 0600) when the file does not exist yet.
+pub fn mask_key(data_dir: &Path) -> Result<[u8; 32], IdentityError> {
+    let path = IdentityPaths::new(data_dir).mask_key();
+    match fs::read_to_string(&path) {
+        Ok(text) => hex::decode(text.trim())
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .ok_or(IdentityError::BadPem {
+                path,
+                reason: "expected 64 hex digits".into(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut key).map_err(|_| IdentityError::Io {
+                path: path.clone(),
+                source: std::io::Error::other("random generator failed"),
+            })?;
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|source| IdentityError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+            write_file(&path, hex::encode(key).as_bytes(), 0o600)?;
+            Ok(key)
+        }
+        Err(source) => Err(IdentityError::Io { path, source }),
+    }
 }
 
 /// The CA fingerprint clients pin.

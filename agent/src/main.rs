@@ -57,7 +57,7 @@ enum Cmd {
     },
     /// Run a DEVELOPMENT agent with a built-in identity provider that signs
     /// everyone in as a dev user. Never use it in production.
-    Dev(hoop_agent::dev::DevArgs),
+    Dev(Box<hoop_agent::dev::DevArgs>),
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
         } => hoop_agent::cmd::audit_verify(&data_dir),
         Cmd::Run { config } => block_on(hoop_agent::cmd::run(&config)),
         Cmd::Check { config } => block_on(hoop_agent::cmd::check(&config)),
-        Cmd::Dev(args) => block_on(hoop_agent::dev::run(args)),
+        Cmd::Dev(args) => block_on(hoop_agent::dev::run(*args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,7 @@ use crate::audit::{AuditLog, Event, Who};
 use crate::config::{AgentConfig, ConnectionConfig, ConnectionKind, normalize_issuer};
 use crate::connector;
 use crate::identity::Identity as TlsIdentity;
+use crate::mask::Masker;
 use crate::policy;
 use crate::token::{Verifier, now_unix};
 
@@ -39,6 +40,8 @@ pub struct Shared {
     pub audit: AuditLog,
     connections: HashMap<String, ConnectionConfig>,
     pg_cancels: Arc<connector::postgres::CancelRegistry>,
+    /// Compiled masking engines, by connection name.
+    maskers: HashMap<String, Arc<Masker>>,
 }
 
 impl Shared {
@@ -54,7 +57,14 @@ impl Shared {
             audit,
             connections,
             pg_cancels: Arc::default(),
+            maskers: HashMap::new(),
         }
+    }
+
+    /// Sets the masking engines (by connection name).
+    pub fn with_maskers(mut self, maskers: HashMap<String, Arc<Masker>>) -> Self {
+        self.maskers = maskers;
+        self
     }
 
     fn login_settings(&self) -> Option<LoginSettings> {
@@ -510,6 +520,7 @@ async fn handle_stream(
                 who: Who::from(&id),
                 audit: shared.audit.clone(),
                 cancels: shared.pg_cancels.clone(),
+                masker: shared.maskers.get(&conn_cfg.name).cloned(),
             };
             let out = connector::postgres::serve(conn_cfg, caller, send, recv).await;
             audit.end(

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::mask::MaskSummary;
+
 /// Who, as the agent verified it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Who {
@@ -93,6 +95,9 @@ pub enum Event {
         sqlstate: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// What masking changed in the results; absent when nothing.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        masked: Option<MaskSummary>,
     },
     /// A statement was prepared (extended protocol Parse).
     StatementPrepared {

@@ -126,3 +126,39 @@ fn host_ports() {
         assert!(split_host_port(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn connection_mask_is_validated_with_its_key() {
+    let pg = |mask: &str| {
+        format!(
+            "{GOOD}\n[[connection]]\nname = \"db\"\ntype = \"postgres\"\naddress = \"127.0.0.1:5432\"\nuser = \"app\"\ndatabase = \"app\"\npassword = {{ env = \"PW\" }}\nallow_groups = [\"eng\"]\n{mask}"
+        )
+    };
+    let ok = AgentConfig::parse(&pg(
+        "[connection.mask]\ndetectors = [\"email\"]\n[[connection.mask.column]]\npattern = \"*.ssn\"",
+    ))
+    .unwrap();
+    ok.validate().unwrap();
+    assert!(ok.connections[1].mask.is_enabled());
+    assert!(!ok.connections[0].mask.is_enabled());
+
+    let bad = AgentConfig::parse(&pg("[connection.mask]\nkeep = 99")).unwrap();
+    let problems = bad.validate().unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("connection[1].mask.keep:")),
+        "{problems:?}"
+    );
+    let e = AgentConfig::parse(&pg("[connection.mask]\ndetector = [\"email\"]")).unwrap_err();
+    assert!(e.contains("detector"), "{e}");
+
+    let tcp = AgentConfig::parse(&format!("{GOOD}[connection.mask]\ndetectors = \"all\"")).unwrap();
+    let problems = tcp.validate().unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("connection[0].mask: only database connections")),
+        "{problems:?}"
+    );
+}

@@ -41,6 +41,11 @@ pub struct DevArgs {
     /// agent logs in with the URL's user and password.
     #[arg(long = "postgres", value_name = "NAME=postgres://USER:PASS@HOST:PORT/DB", value_parser = parse_postgres)]
     pub postgres: Vec<PgUrl>,
+    /// Mask results of the `--postgres` connection NAME (repeatable) with
+    /// the demo profile: every built-in detector, `partial` strategy, and
+    /// whole-value rules for `*password*`, `*secret*` and `*ssn*` columns.
+    #[arg(long = "mask", value_name = "NAME")]
+    pub mask: Vec<String>,
     /// Email of the dev user every sign-in is approved as.
     #[arg(long, default_value = "dev@example.com", value_name = "EMAIL")]
     pub user: String,
@@ -223,6 +228,7 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
                 "password": { "value": p.password },
                 "tls": "prefer",
                 "allow_groups": args.groups,
+                "mask": if args.mask.contains(&p.name) { demo_mask() } else { json!({}) },
             })
         }))
         .collect();
@@ -246,6 +252,13 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
     if args.groups.is_empty() || args.groups.iter().any(|g| g.trim().is_empty()) {
         problems.push("--groups: give one or more non-empty group names".to_string());
     }
+    for m in &args.mask {
+        if !args.postgres.iter().any(|p| &p.name == m) {
+            problems.push(format!(
+                "--mask {m}: no --postgres connection is named {m:?}"
+            ));
+        }
+    }
     if let Err(found) = cfg.validate() {
         // Name the flag rather than the config key it became.
         for p in found {
@@ -260,6 +273,19 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
         bail!("{}", problems.join("; "));
     }
     Ok(cfg)
+}
+
+/// The masking profile `--mask` turns on.
+fn demo_mask() -> serde_json::Value {
+    json!({
+        "detectors": "all",
+        "strategy": "partial",
+        "column": [
+            { "pattern": "*password*", "strategy": "redact" },
+            { "pattern": "*secret*", "strategy": "redact" },
+            { "pattern": "*ssn*", "strategy": "redact" },
+        ],
+    })
 }
 
 /// The data directory: the user's, kept, or a temporary one removed when

@@ -71,10 +71,12 @@ mod tests;
 mod text;
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 
 use aws_lc_rs::hmac;
+use serde::Serialize;
 
 pub use crate::config::mask::{Detector, MaskConfig, Strategy};
 use context::Hints;
@@ -113,6 +115,56 @@ impl<'c> ColumnContext<'c> {
             table: None,
             type_hint: TypeHint::Text,
         }
+    }
+}
+
+/// What masking did to one statement's results: counts and names, never
+/// a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MaskSummary {
+    /// Values rewritten.
+    pub values: u64,
+    /// Columns (or `(error)`, `(notice)`, `(copy)`, `(notification)`)
+    /// where a value was rewritten.
+    pub columns: BTreeSet<String>,
+    /// Matches per detector, custom rule, word list or column rule.
+    pub detectors: BTreeMap<String, u64>,
+    /// Binary columns a column rule matched whose type the agent cannot
+    /// rewrite: their values were sent as NULL.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub nulled: BTreeSet<String>,
+}
+
+impl MaskSummary {
+    pub fn is_empty(&self) -> bool {
+        self.values == 0 && self.nulled.is_empty()
+    }
+
+    /// Counts one rewritten value of `column`.
+    pub fn record<'a>(&mut self, column: &str, hits: impl IntoIterator<Item = (&'a str, usize)>) {
+        self.values += 1;
+        if !self.columns.contains(column) {
+            self.columns.insert(column.to_string());
+        }
+        for (detector, n) in hits {
+            match self.detectors.get_mut(detector) {
+                Some(c) => *c += n as u64,
+                None => {
+                    self.detectors.insert(detector.to_string(), n as u64);
+                }
+            }
+        }
+    }
+
+    /// Adds `other` in, leaving it empty.
+    pub fn absorb(&mut self, other: &mut MaskSummary) {
+        self.values += other.values;
+        self.columns.append(&mut other.columns);
+        for (k, v) in std::mem::take(&mut other.detectors) {
+            *self.detectors.entry(k).or_default() += v;
+        }
+        self.nulled.append(&mut other.nulled);
+        other.values = 0;
     }
 }
 
@@ -267,6 +319,12 @@ impl Masker {
     /// Whether any value could ever be masked.
     pub fn is_active(&self) -> bool {
         self.en.any() || !self.columns.is_empty() || !self.custom.is_empty()
+    }
+
+    /// Whether column rules are configured: then a value whose column is
+    /// not known (a COPY row, say) cannot be masked safely.
+    pub fn has_column_rules(&self) -> bool {
+        !self.columns.is_empty()
     }
 
     /// The per-column part of the work: the column rule and the hints the

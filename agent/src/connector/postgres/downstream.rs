@@ -11,6 +11,7 @@ use hoop_proto::pg::{self, RawMessage};
 use quinn::SendStream;
 use tokio::io::{AsyncReadExt, ReadHalf};
 
+use super::masking::MaskState;
 use super::relay::{Ctx, RelayError, audit_done};
 use super::track::{Kind, Track};
 use crate::connector::backend_tls::BackendStream;
@@ -27,7 +28,23 @@ async fn write(send: &mut SendStream, bytes: Bytes) -> Result<(), RelayError> {
 /// What to do with one backend message.
 enum Step {
     Pass,
+    /// Send these bytes instead (none: drop the message).
     Replace(Bytes),
+    /// End the session: masking cannot go on safely.
+    Fail(String),
+}
+
+/// Hands what masking counted to the statement whose results these were.
+fn take_tally(t: &mut Track, mask: &mut Option<&mut MaskState>) {
+    if let Some(m) = mask {
+        if !m.tally.is_empty() {
+            if let Some(p) = t.pending.front_mut() {
+                p.masked.absorb(&mut m.tally);
+            } else {
+                m.tally = Default::default();
+            }
+        }
+    }
 }
 
 /// The error a client sees for a refused statement.
@@ -44,7 +61,36 @@ fn refusal_error(message: &str, rule: &str) -> Bytes {
 }
 
 /// Updates the bookkeeping for one complete backend message.
-fn inspect(ctx: &Ctx, t: &mut Track, tag: u8, msg: &[u8]) -> Step {
+fn inspect(
+    ctx: &Ctx,
+    t: &mut Track,
+    tag: u8,
+    msg: &[u8],
+    mut mask: Option<&mut MaskState>,
+) -> Step {
+    let mut masked = None;
+    if let Some(m) = mask.as_deref_mut() {
+        if matches!(tag, b'C' | b'E' | b'Z' | b's' | b'I') {
+            take_tally(t, &mut Some(&mut *m));
+        }
+        match m.message(t, tag, msg) {
+            Ok(r) => masked = r,
+            Err(e) => return Step::Fail(e),
+        }
+    }
+    match inspect_audit(ctx, t, tag, msg, mask) {
+        Step::Pass => masked.map_or(Step::Pass, Step::Replace),
+        other => other,
+    }
+}
+
+fn inspect_audit(
+    ctx: &Ctx,
+    t: &mut Track,
+    tag: u8,
+    msg: &[u8],
+    mask: Option<&mut MaskState>,
+) -> Step {
     let body = msg.get(5..).unwrap_or(&[]);
     match tag {
         b'C' => {
@@ -82,15 +128,27 @@ fn inspect(ctx: &Ctx, t: &mut Track, tag: u8, msg: &[u8]) -> Step {
                 tag,
                 bytes: Bytes::copy_from_slice(msg),
             };
-            let Ok(f) = ErrorFields::decode(&raw) else {
-                return Step::Pass;
+            let Ok(mut f) = ErrorFields::decode(&raw) else {
+                return match mask {
+                    Some(_) => Step::Fail(
+                        "masking: the backend sent an ErrorResponse that does not decode; the session was ended so that nothing leaves unmasked".into(),
+                    ),
+                    None => Step::Pass,
+                };
             };
-            let refusal = match t.pending.front().map(|p| &p.kind) {
+            let mut refusal = match t.pending.front().map(|p| &p.kind) {
                 Some(Kind::Refused { message, rule }) if f.code() == Some("22P02") => {
                     Some(refusal_error(message, rule))
                 }
                 _ => None,
             };
+            if let (None, Some(m)) = (&refusal, mask) {
+                match m.error(&mut f) {
+                    Ok(r) => refusal = r,
+                    Err(e) => return Step::Fail(e),
+                }
+                take_tally(t, &mut Some(m));
+            }
             if let Some(p) = t.pending.front_mut() {
                 p.sqlstate = f.code().map(String::from);
                 p.error = f.message().map(String::from);
@@ -134,6 +192,7 @@ pub async fn run(
     mut send: SendStream,
 ) -> (u64, Result<(), RelayError>) {
     let mut total = 0u64;
+    let mut mask = ctx.masker.clone().map(MaskState::new);
     let result = loop {
         let mut scanned = 0usize;
         let mut out: Vec<Bytes> = Vec::new();
@@ -152,20 +211,36 @@ pub async fn run(
                 buf.reserve(len - (buf.len() - scanned));
                 break;
             }
-            // Row data and copy data pass without a look.
-            let step = if matches!(tag, b'D' | b'd') {
-                Step::Pass
-            } else {
-                match track.lock() {
-                    Ok(mut t) => inspect(&ctx, &mut t, tag, &buf[scanned..scanned + len]),
+            let msg = &buf[scanned..scanned + len];
+            // Row data and copy data pass without a look unless masked.
+            let step = match (tag, mask.as_mut()) {
+                (b'D' | b'd', None) => Step::Pass,
+                (b'D' | b'd', Some(m)) => {
+                    let r = if tag == b'D' {
+                        m.row(&track, msg)
+                    } else {
+                        m.copy_data(msg)
+                    };
+                    match r {
+                        Ok(None) => Step::Pass,
+                        Ok(Some(b)) => Step::Replace(b),
+                        Err(e) => Step::Fail(e),
+                    }
+                }
+                _ => match track.lock() {
+                    Ok(mut t) => inspect(&ctx, &mut t, tag, msg, mask.as_mut()),
                     Err(_) => {
                         failure = Some(RelayError::Backend("state lock poisoned".into()));
                         break;
                     }
-                }
+                },
             };
             match step {
                 Step::Pass => scanned += len,
+                Step::Fail(e) => {
+                    failure = Some(RelayError::Masking(e));
+                    break;
+                }
                 Step::Replace(_) => {
                     if scanned > 0 {
                         out.push(buf.split_to(scanned).freeze());
@@ -209,6 +284,17 @@ pub async fn run(
         }
     };
     // Tell the client why, in its own protocol, unless it hung up itself.
+    if let Err(e @ RelayError::Masking(_)) = &result {
+        let mut f = ErrorFields::new(Severity::Fatal, "XX000", &format!("hoop: {e}"), None);
+        f.set(
+            field::HINT,
+            "reconnect to continue; tell the hoop agent's operator if this repeats",
+        );
+        let mut out = Vec::new();
+        if f.encode_error(&mut out).is_ok() {
+            let _ = write(&mut send, Bytes::from(out)).await;
+        }
+    }
     if let Err(
         e @ (RelayError::Backend(_) | RelayError::BackendIo(_) | RelayError::BackendClosed),
     ) = &result

@@ -7,6 +7,7 @@
 mod cancel;
 mod downstream;
 mod login;
+mod masking;
 mod relay;
 mod track;
 
@@ -45,6 +46,8 @@ pub struct Caller {
     pub who: Who,
     pub audit: AuditLog,
     pub cancels: Arc<CancelRegistry>,
+    /// The connection's masking engine, when it masks anything.
+    pub masker: Option<Arc<crate::mask::Masker>>,
 }
 
 /// How a session ended, for the session's audit record.
@@ -300,6 +303,7 @@ pub async fn serve(
         audit: caller.audit.clone(),
         guard,
         audit_parameters: cfg.audit_parameters,
+        masker: caller.masker.clone(),
     });
     let ((up, down), result) =
         relay::run(ctx, send, recv, cbuf, backend.stream, backend.leftover).await;

@@ -15,17 +15,18 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use hoop_proto::pg::frontend::{
-    Bind, Close, Execute, FunctionCall, Parse, Query, Target, encode_parse, encode_query,
+    Bind, Close, Describe, Execute, FunctionCall, Parse, Query, Target, encode_parse, encode_query,
 };
 use hoop_proto::pg::{self, RawMessage};
 use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 
 use super::downstream;
-use super::track::{Kind, Pending, Track};
+use super::track::{Expect, Kind, Pending, Track};
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_tls::BackendStream;
 use crate::guard::{Guard, Verdict};
+use crate::mask::Masker;
 
 /// Longest statement text kept in an audit event, in bytes.
 const MAX_AUDIT_TEXT: usize = 16 * 1024;
@@ -42,6 +43,8 @@ pub struct Ctx {
     pub audit: AuditLog,
     pub guard: Guard,
     pub audit_parameters: bool,
+    /// The connection's masking engine, when it masks anything.
+    pub masker: Option<Arc<Masker>>,
 }
 
 /// Why the session ended abnormally.
@@ -57,6 +60,8 @@ pub enum RelayError {
     BackendClosed,
     #[error("the tunnel stream failed: {0}")]
     Tunnel(String),
+    #[error("{0}")]
+    Masking(String),
 }
 
 /// Bytes moved: (client → backend, backend → client).
@@ -235,6 +240,12 @@ fn inspect_client(
             message: message.to_string(),
         });
     };
+    let masking = ctx.masker.is_some();
+    let expect = |t: &mut Track, e: Expect| {
+        if masking {
+            t.expect.push_back(e);
+        }
+    };
     let refused = |message: &str, rule: &str| Kind::Refused {
         message: message.to_string(),
         rule: rule.to_string(),
@@ -248,6 +259,7 @@ fn inspect_client(
         let sync_no = t.sent_syncs;
         t.pending
             .push_back(pending(refused(message, rule), "", None, sync_no));
+        expect(t, Expect::Query);
         Ok(Action::Replace(Bytes::from(out)))
     };
     match msg.tag {
@@ -261,6 +273,7 @@ fn inspect_client(
             let sync_no = t.sent_syncs;
             t.pending
                 .push_back(pending(Kind::Query, q.query, None, sync_no));
+            expect(&mut t, Expect::Query);
             Ok(Action::Forward)
         }
         b'P' => {
@@ -274,6 +287,7 @@ fn inspect_client(
                 let sync_no = t.sent_syncs + 1;
                 t.pending
                     .push_back(pending(refused(&message, &rule), "", None, sync_no));
+                expect(&mut t, Expect::Parse(p.name.to_string()));
                 return Ok(Action::Replace(Bytes::from(out)));
             }
             if st.statements.len() >= MAX_NAMES {
@@ -288,6 +302,7 @@ fn inspect_client(
                 statement: p.name.to_string(),
                 text: clip(p.query),
             });
+            expect(&mut t, Expect::Parse(p.name.to_string()));
             Ok(Action::Forward)
         }
         b'B' => {
@@ -309,6 +324,13 @@ fn inspect_client(
             }
             st.portals
                 .insert(b.portal.to_string(), (b.statement.to_string(), params));
+            if masking {
+                t.expect.push_back(Expect::Bind {
+                    portal: b.portal.to_string(),
+                    statement: b.statement.to_string(),
+                    formats: b.result_formats.clone(),
+                });
+            }
             Ok(Action::Forward)
         }
         b'E' => {
@@ -322,6 +344,7 @@ fn inspect_client(
                 params,
                 sync_no,
             ));
+            expect(&mut t, Expect::Execute(e.portal.to_string()));
             Ok(Action::Forward)
         }
         b'C' => {
@@ -331,10 +354,23 @@ fn inspect_client(
                     Target::Portal => st.portals.remove(c.name).map(|p| p.0),
                 };
             }
+            expect(&mut t, Expect::Close);
+            Ok(Action::Forward)
+        }
+        b'D' => {
+            if masking {
+                let d = Describe::decode(msg).map_err(bad)?;
+                let e = match d.target {
+                    Target::Statement => Expect::DescribeStatement(d.name.to_string()),
+                    Target::Portal => Expect::DescribePortal(d.name.to_string()),
+                };
+                expect(&mut t, e);
+            }
             Ok(Action::Forward)
         }
         b'S' => {
             t.sent_syncs += 1;
+            expect(&mut t, Expect::Sync);
             Ok(Action::Forward)
         }
         b'F' => {
@@ -359,6 +395,7 @@ fn inspect_client(
                 None,
                 sync_no,
             ));
+            expect(&mut t, Expect::Query);
             Ok(Action::Forward)
         }
         // Flush, Describe, CopyData, CopyDone, CopyFail, Terminate and the rest.
@@ -382,6 +419,7 @@ pub(super) fn pending(
         commands: Vec::new(),
         sqlstate: None,
         error: None,
+        masked: Default::default(),
     }
 }
 
@@ -412,5 +450,6 @@ pub(super) fn audit_done(ctx: &Ctx, p: Pending, outcome: &str) {
         },
         sqlstate: p.sqlstate,
         error: p.error,
+        masked: (!p.masked.is_empty()).then_some(p.masked),
     });
 }

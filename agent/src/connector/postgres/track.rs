@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::mask::MaskSummary;
+
 /// What a pending statement is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -48,6 +50,38 @@ pub struct Pending {
     pub commands: Vec<String>,
     pub sqlstate: Option<String>,
     pub error: Option<String>,
+    /// What masking did to its results.
+    pub masked: MaskSummary,
+}
+
+/// A client message that the backend will answer, in order; kept only
+/// on masked connections, so the backend → client side knows which
+/// columns each row has (see `masking`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// A simple Query (or FunctionCall): results until ReadyForQuery.
+    Query,
+    /// Parse of a statement name: ParseComplete.
+    Parse(String),
+    /// Bind: BindComplete; the portal's columns are the statement's, with
+    /// these result formats.
+    Bind {
+        portal: String,
+        statement: String,
+        formats: Vec<i16>,
+    },
+    /// Describe of a statement: ParameterDescription, then RowDescription
+    /// or NoData.
+    DescribeStatement(String),
+    /// Describe of a portal: RowDescription or NoData.
+    DescribePortal(String),
+    /// Execute of a portal: rows, then CommandComplete, PortalSuspended or
+    /// EmptyQueryResponse.
+    Execute(String),
+    /// Close: CloseComplete.
+    Close,
+    /// Sync: ReadyForQuery.
+    Sync,
 }
 
 /// State shared by both directions.
@@ -59,6 +93,8 @@ pub struct Track {
     /// ReadyForQuery messages seen from the backend.
     pub seen_rfq: u64,
     pub pending: VecDeque<Pending>,
+    /// Answers the backend owes, oldest first (masked connections only).
+    pub expect: VecDeque<Expect>,
     /// The client sent Terminate or closed its side.
     pub client_done: bool,
 }

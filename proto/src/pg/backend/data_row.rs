@@ -74,6 +74,26 @@ impl DataRow {
     }
 }
 
+/// Decodes the value ranges of a whole `D` message held in `msg` (tag and
+/// length word included) into `out`, without copying: the ranges index
+/// `msg`. The same checks as [`DataRow::decode`]; `out` is cleared first
+/// and can be reused from row to row.
+pub fn data_row_ranges(msg: &[u8], out: &mut Vec<Option<Range<usize>>>) -> Result<(), DecodeError> {
+    out.clear();
+    if msg.first() != Some(&b'D') {
+        return Err(DecodeError::UnexpectedTag(
+            msg.first().copied().unwrap_or(0),
+        ));
+    }
+    let mut r = Reader::new(msg, crate::pg::wire::HEADER_LEN, b'D');
+    let n = r.count16(4)?;
+    out.reserve(n);
+    for _ in 0..n {
+        out.push(r.nullable_range()?);
+    }
+    r.finish()
+}
+
 /// Encodes a DataRow from values (`None` is NULL): any byte containers,
 /// e.g. `&[u8]` for untouched columns and `Vec<u8>` for masked ones via
 /// `Cow<[u8]>`.

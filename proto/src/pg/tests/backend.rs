@@ -413,3 +413,24 @@ fn fixed_encoders_byte_exact() {
         .contains("[1, 2")
     );
 }
+
+#[test]
+fn data_row_ranges_borrow_and_check() {
+    use crate::pg::backend::data_row_ranges;
+    let mut msg = Vec::new();
+    encode_data_row(&[Some(&b"ab"[..]), None, Some(&b""[..])], &mut msg).unwrap();
+    let mut ranges = vec![None; 7];
+    data_row_ranges(&msg, &mut ranges).unwrap();
+    assert_eq!(ranges.len(), 3);
+    assert_eq!(&msg[ranges[0].clone().unwrap()], b"ab");
+    assert_eq!(ranges[1], None);
+    assert_eq!(ranges[2].as_ref().map(|r| r.len()), Some(0));
+    // Truncated, a length past the end, a wrong tag: errors.
+    assert!(data_row_ranges(&msg[..msg.len() - 1], &mut ranges).is_err());
+    let mut long = msg.clone();
+    long[9..13].copy_from_slice(&1000i32.to_be_bytes());
+    assert!(data_row_ranges(&long, &mut ranges).is_err());
+    let mut tag = msg.clone();
+    tag[0] = b'T';
+    assert!(data_row_ranges(&tag, &mut ranges).is_err());
+}

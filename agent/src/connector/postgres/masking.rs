@@ -1,0 +1,853 @@
+//! Masking of PostgreSQL results on their way to the client.
+//!
+//! The backend → client side keeps the columns of the rows now flowing:
+//! from the RowDescription of a simple query, or, in the extended
+//! protocol, from the Describe of the statement (with the result formats
+//! its Bind asked for) or of the portal. Which answer belongs to which
+//! request is read off [`Expect`], the queue the client → backend side
+//! fills (answers arrive in request order).
+//!
+//! What is rewritten:
+//! - DataRow values in text format; in binary format, the text-like types
+//!   (`text`, `varchar`, `bpchar`, `name`, `json`, `jsonb`, `xml`,
+//!   `unknown`) and one-dimensional or deeper arrays of them. A binary value
+//!   of any other type that a column rule matches is sent as NULL (it
+//!   cannot be rewritten without breaking its format) and the audit event
+//!   names the column.
+//! - COPY TO STDOUT rows in text and CSV format, with the content
+//!   detectors (a COPY names no columns). With column rules configured, or
+//!   in binary format, COPY TO is refused: the agent cannot tell which
+//!   field holds the column a rule hides.
+//! - The message, detail, hint, context and internal query of
+//!   ErrorResponse and NoticeResponse (`Key (email)=(...) already exists`),
+//!   and NOTIFY payloads.
+//!
+//! It fails closed: a row whose columns are not known, a message that
+//! does not decode, or an answer the queue did not expect ends the session
+//! with an error; nothing is forwarded unmasked.
+//!
+//! The table of a column is not looked up (RowDescription gives only its
+//! OID), so a rule `users.email` is applied to every column named `email`:
+//! more is masked, never less (see `mask::column`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hoop_proto::pg::backend::{
+    self, CopyResponse, ErrorFields, FieldDescription, NotificationResponse, RowDescription,
+    Severity, field,
+};
+use hoop_proto::pg::frontend::encode_copy_data;
+use hoop_proto::pg::{Format, RawMessage};
+
+use super::track::{Expect, Track};
+use crate::mask::{ColumnContext, ColumnPlan, MaskResult, MaskSummary, Masker, TypeHint};
+
+/// Statements and portals whose columns are remembered per session.
+const MAX_NAMES: usize = 10_000;
+/// Deepest array rewritten (PostgreSQL's own limit is 6).
+const MAX_ARRAY_DIMS: i32 = 6;
+
+/// Type OIDs the masker treats specially (from `pg_type.dat`).
+mod oid {
+    pub const NAME: u32 = 19;
+    pub const TEXT: u32 = 25;
+    pub const JSON: u32 = 114;
+    pub const XML: u32 = 142;
+    pub const XML_ARRAY: u32 = 143;
+    pub const JSON_ARRAY: u32 = 199;
+    pub const UNKNOWN: u32 = 705;
+    pub const NAME_ARRAY: u32 = 1003;
+    pub const TEXT_ARRAY: u32 = 1009;
+    pub const BPCHAR_ARRAY: u32 = 1014;
+    pub const VARCHAR_ARRAY: u32 = 1015;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const JSONB: u32 = 3802;
+    pub const JSONB_ARRAY: u32 = 3807;
+}
+
+/// How a column's values are rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Text format, or a binary text-like type: the bytes are the text.
+    Text,
+    /// Binary `jsonb`: a version byte, then the text.
+    Jsonb,
+    /// Binary array of a text-like type (`jsonb` elements when set).
+    Array { jsonb: bool },
+    /// Binary, any other type: only a column rule applies (NULL).
+    Opaque,
+}
+
+/// One result column, planned once per result.
+#[derive(Debug)]
+pub struct Col {
+    name: String,
+    plan: ColumnPlan,
+    how: How,
+}
+
+fn type_hint(type_oid: u32) -> TypeHint {
+    match type_oid {
+        oid::JSON | oid::JSONB | oid::JSON_ARRAY | oid::JSONB_ARRAY => TypeHint::Json,
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::XML | oid::UNKNOWN => {
+            TypeHint::Text
+        }
+        _ => TypeHint::Other,
+    }
+}
+
+/// Plans the columns of a result. `formats` are the result formats a
+/// Bind asked for (a statement's RowDescription says text for all); with
+/// `None` each field's own format is used.
+pub fn columns(masker: &Masker, fields: &[FieldDescription], formats: Option<&[i16]>) -> Vec<Col> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let format = match formats {
+                // An unknown code is refused by the backend at Bind; scan
+                // as text meanwhile.
+                Some(codes) => Format::for_index(codes, i).unwrap_or(Format::Text),
+                None => f.format,
+            };
+            let how = match (format, f.type_oid) {
+                (Format::Text, _) => How::Text,
+                (
+                    Format::Binary,
+                    oid::TEXT
+                    | oid::VARCHAR
+                    | oid::BPCHAR
+                    | oid::NAME
+                    | oid::JSON
+                    | oid::XML
+                    | oid::UNKNOWN,
+                ) => How::Text,
+                (Format::Binary, oid::JSONB) => How::Jsonb,
+                (
+                    Format::Binary,
+                    oid::TEXT_ARRAY
+                    | oid::VARCHAR_ARRAY
+                    | oid::BPCHAR_ARRAY
+                    | oid::NAME_ARRAY
+                    | oid::JSON_ARRAY
+                    | oid::XML_ARRAY,
+                ) => How::Array { jsonb: false },
+                (Format::Binary, oid::JSONB_ARRAY) => How::Array { jsonb: true },
+                (Format::Binary, _) => How::Opaque,
+            };
+            let plan = masker.plan(&ColumnContext {
+                name: &f.name,
+                table: None,
+                type_hint: type_hint(f.type_oid),
+            });
+            Col {
+                name: f.name.clone(),
+                plan,
+                how,
+            }
+        })
+        .collect()
+}
+
+/// A rewritten value.
+enum Out {
+    Same,
+    Value(Vec<u8>),
+    Null,
+}
+
+fn record(tally: &mut MaskSummary, column: &str, r: &MaskResult<'_>) {
+    tally.record(
+        column,
+        r.hits().iter().map(|h| (h.detector.as_ref(), h.count)),
+    );
+}
+
+/// Masks one text value of `col`; `None` when nothing changed.
+fn text(masker: &Masker, col: &Col, v: &[u8], tally: &mut MaskSummary) -> Option<Vec<u8>> {
+    let r = masker.mask_planned(v, &col.plan);
+    if !r.is_masked() {
+        return None;
+    }
+    record(tally, &col.name, &r);
+    match r {
+        MaskResult::Masked { value, .. } => Some(value),
+        MaskResult::Unchanged(_) => None,
+    }
+}
+
+fn jsonb(
+    masker: &Masker,
+    col: &Col,
+    v: &[u8],
+    tally: &mut MaskSummary,
+) -> Result<Option<Vec<u8>>, ()> {
+    match v.split_first() {
+        Some((1, body)) => Ok(text(masker, col, body, tally).map(|m| {
+            let mut out = Vec::with_capacity(m.len() + 1);
+            out.push(1);
+            out.extend_from_slice(&m);
+            out
+        })),
+        _ => Err(()),
+    }
+}
+
+fn be_i32(v: &[u8], at: usize) -> Result<i32, ()> {
+    v.get(at..at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(i32::from_be_bytes)
+        .ok_or(())
+}
+
+/// Masks the elements of a binary array (`array_send` layout: dimensions,
+/// flags, element type, sizes and lower bounds, then each element as a
+/// length word and bytes, -1 for NULL). `Err` if the layout is not that.
+fn array(
+    masker: &Masker,
+    col: &Col,
+    v: &[u8],
+    jsonb_elems: bool,
+    tally: &mut MaskSummary,
+) -> Result<Option<Vec<u8>>, ()> {
+    let ndim = be_i32(v, 0)?;
+    if !(0..=MAX_ARRAY_DIMS).contains(&ndim) {
+        return Err(());
+    }
+    let mut pos = 12usize;
+    let mut count = usize::from(ndim > 0);
+    for _ in 0..ndim {
+        let dim = usize::try_from(be_i32(v, pos)?).map_err(|_| ())?;
+        count = count.checked_mul(dim).ok_or(())?;
+        pos += 8;
+    }
+    let header = pos;
+    if pos > v.len() || count > (v.len() - pos) / 4 {
+        return Err(());
+    }
+    let mut changed: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    for _ in 0..count {
+        let len = be_i32(v, pos)?;
+        pos += 4;
+        if len == -1 {
+            continue;
+        }
+        let len = usize::try_from(len).map_err(|_| ())?;
+        let elem = v.get(pos..pos + len).ok_or(())?;
+        let new = if jsonb_elems {
+            jsonb(masker, col, elem, tally)?
+        } else {
+            text(masker, col, elem, tally)
+        };
+        if let Some(n) = new {
+            changed.push((pos..pos + len, n));
+        }
+        pos += len;
+    }
+    if pos != v.len() {
+        return Err(());
+    }
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(v.len() + 32 * changed.len());
+    out.extend_from_slice(&v[..header]);
+    let mut at = header;
+    for (range, new) in changed {
+        // Copy up to this element's length word, then the new element.
+        out.extend_from_slice(&v[at..range.start - 4]);
+        let len = i32::try_from(new.len()).map_err(|_| ())?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&new);
+        at = range.end;
+    }
+    out.extend_from_slice(&v[at..]);
+    Ok(Some(out))
+}
+
+fn value(masker: &Masker, col: &Col, v: &[u8], tally: &mut MaskSummary) -> Out {
+    let nulled = |tally: &mut MaskSummary| {
+        tally.nulled.insert(col.name.clone());
+        Out::Null
+    };
+    let done = |r: Option<Vec<u8>>| r.map_or(Out::Same, Out::Value);
+    match col.how {
+        How::Text => done(text(masker, col, v, tally)),
+        How::Opaque if col.plan.whole_value() => nulled(tally),
+        How::Opaque => Out::Same,
+        // A layout the agent does not know cannot be scanned: withheld.
+        How::Jsonb => jsonb(masker, col, v, tally).map_or_else(|()| nulled(tally), done),
+        How::Array { jsonb } => {
+            array(masker, col, v, jsonb, tally).map_or_else(|()| nulled(tally), done)
+        }
+    }
+}
+
+/// Masks one DataRow (`msg`: the whole message). `Ok(None)` when nothing
+/// changed, so the original bytes go on.
+pub fn row(
+    masker: &Masker,
+    cols: &[Col],
+    msg: &[u8],
+    ranges: &mut Vec<Option<Range<usize>>>,
+    tally: &mut MaskSummary,
+) -> Result<Option<Vec<u8>>, String> {
+    backend::data_row_ranges(msg, ranges).map_err(|e| e.to_string())?;
+    if ranges.len() != cols.len() {
+        return Err(format!(
+            "a row has {} values but its result has {} columns",
+            ranges.len(),
+            cols.len()
+        ));
+    }
+    let mut new: Option<Vec<Option<Cow<'_, [u8]>>>> = None;
+    for (i, (r, col)) in ranges.iter().zip(cols).enumerate() {
+        let out = match r {
+            None => Out::Same,
+            Some(r) => value(masker, col, &msg[r.clone()], tally),
+        };
+        match out {
+            Out::Same => {
+                if let Some(n) = &mut new {
+                    n.push(r.as_ref().map(|r| Cow::Borrowed(&msg[r.clone()])));
+                }
+            }
+            Out::Value(_) | Out::Null => {
+                let n = new.get_or_insert_with(|| {
+                    ranges[..i]
+                        .iter()
+                        .map(|r| r.as_ref().map(|r| Cow::Borrowed(&msg[r.clone()])))
+                        .collect()
+                });
+                n.push(match out {
+                    Out::Value(v) => Some(Cow::Owned(v)),
+                    _ => None,
+                });
+            }
+        }
+    }
+    let Some(values) = new else { return Ok(None) };
+    let mut out = Vec::with_capacity(msg.len() + 64);
+    backend::encode_data_row(&values, &mut out).map_err(|e| e.to_string())?;
+    Ok(Some(out))
+}
+
+/// Masks a free-text field with the content detectors, `column` naming
+/// where it came from in the audit event.
+fn free_text(
+    masker: &Masker,
+    s: &str,
+    hint: &str,
+    column: &str,
+    tally: &mut MaskSummary,
+) -> Option<String> {
+    let r = masker.mask(s.as_bytes(), &ColumnContext::named(hint));
+    if !r.is_masked() {
+        return None;
+    }
+    record(tally, column, &r);
+    Some(String::from_utf8_lossy(r.as_bytes()).into_owned())
+}
+
+/// A constraint error's detail, `Key (a, b)=(x, y) already exists.`: the
+/// values are masked as the key's column (its column rule, or its name as
+/// context for the detectors).
+fn key_detail(masker: &Masker, detail: &str, tally: &mut MaskSummary) -> Option<Option<String>> {
+    let rest = detail.strip_prefix("Key (")?;
+    let (cols, after) = rest.split_once(")=(")?;
+    let close = after.rfind(')')?;
+    let values = &after[..close];
+    let names: Vec<&str> = cols.split(", ").map(|c| c.trim_matches('"')).collect();
+    let ruled = names
+        .iter()
+        .find(|c| masker.plan(&ColumnContext::named(c)).whole_value());
+    let hint = ruled.or(names.first()).copied().unwrap_or("");
+    let r = masker.mask(values.as_bytes(), &ColumnContext::named(hint));
+    if !r.is_masked() {
+        return Some(None);
+    }
+    record(tally, "(error)", &r);
+    Some(Some(format!(
+        "Key ({cols})=({}{}",
+        String::from_utf8_lossy(r.as_bytes()),
+        &after[close..]
+    )))
+}
+
+/// Masks the free-text fields of an ErrorResponse or NoticeResponse in
+/// place; `true` if any changed.
+pub fn error_fields(
+    masker: &Masker,
+    f: &mut ErrorFields,
+    notice: bool,
+    tally: &mut MaskSummary,
+) -> bool {
+    let column = if notice { "(notice)" } else { "(error)" };
+    let mut changed = false;
+    for code in [
+        field::MESSAGE,
+        field::DETAIL,
+        field::HINT,
+        field::WHERE,
+        field::INTERNAL_QUERY,
+    ] {
+        let Some(text) = f.get(code) else { continue };
+        let new = if code == field::DETAIL {
+            match key_detail(masker, text, tally) {
+                Some(n) => n,
+                None => free_text(masker, text, "", column, tally),
+            }
+        } else {
+            free_text(masker, text, "", column, tally)
+        };
+        if let Some(n) = new {
+            f.set(code, n);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// What a COPY TO in progress does with its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copy {
+    None,
+    /// Text or CSV rows: masked with the content detectors.
+    Text,
+    /// Refused: the rows, CopyDone and the CommandComplete are dropped.
+    Refused,
+}
+
+/// The masking side of one session's backend → client relay.
+pub struct MaskState {
+    masker: Arc<Masker>,
+    /// Described statements: their fields (formats not known yet).
+    statements: HashMap<String, Arc<[FieldDescription]>>,
+    /// Portals: their columns, when known.
+    portals: HashMap<String, Option<Arc<[Col]>>>,
+    /// Columns of the rows now flowing.
+    current: Option<Arc<[Col]>>,
+    copy: Copy,
+    ranges: Vec<Option<Range<usize>>>,
+    /// Counts since the last statement end, for its audit event.
+    pub tally: MaskSummary,
+}
+
+fn fatal(e: impl std::fmt::Display) -> String {
+    format!("masking: {e}; the session was ended so that nothing leaves unmasked")
+}
+
+impl MaskState {
+    pub fn new(masker: Arc<Masker>) -> Self {
+        MaskState {
+            masker,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            current: None,
+            copy: Copy::None,
+            ranges: Vec::new(),
+            tally: MaskSummary::default(),
+        }
+    }
+
+    /// A DataRow: its masked form, or `None` to send it as it is.
+    pub fn row(&mut self, track: &Mutex<Track>, msg: &[u8]) -> Result<Option<Bytes>, String> {
+        if self.current.is_none() {
+            let t = track.lock().map_err(|_| fatal("state lock poisoned"))?;
+            self.current = match t.expect.front() {
+                Some(Expect::Execute(portal)) => self.portals.get(portal).cloned().flatten(),
+                _ => None,
+            };
+        }
+        let Some(cols) = &self.current else {
+            return Err(fatal(
+                "rows arrived for a result whose columns the agent does not know (the client executed a statement it never described)",
+            ));
+        };
+        row(&self.masker, cols, msg, &mut self.ranges, &mut self.tally)
+            .map(|o| o.map(Bytes::from))
+            .map_err(fatal)
+    }
+
+    /// CopyData from the backend: masked, dropped (`Some(empty)`) or
+    /// passed (`None`).
+    pub fn copy_data(&mut self, msg: &[u8]) -> Result<Option<Bytes>, String> {
+        match self.copy {
+            Copy::Refused => Ok(Some(Bytes::new())),
+            Copy::Text => {
+                let data = msg.get(5..).unwrap_or(&[]);
+                let r = self.masker.mask(data, &ColumnContext::named(""));
+                if !r.is_masked() {
+                    return Ok(None);
+                }
+                record(&mut self.tally, "(copy)", &r);
+                let mut out = Vec::with_capacity(r.as_bytes().len() + 5);
+                encode_copy_data(r.as_bytes(), &mut out).map_err(fatal)?;
+                Ok(Some(Bytes::from(out)))
+            }
+            Copy::None => Err(fatal("CopyData outside a COPY")),
+        }
+    }
+
+    /// Any other backend message, with the session state locked:
+    /// bookkeeping, and a replacement when the message itself is masked.
+    /// `Ok(Some(empty))` drops it.
+    pub fn message(&mut self, t: &mut Track, tag: u8, msg: &[u8]) -> Result<Option<Bytes>, String> {
+        let raw = || RawMessage {
+            tag,
+            bytes: Bytes::copy_from_slice(msg),
+        };
+        match tag {
+            b'T' => {
+                let rd = RowDescription::decode(&raw()).map_err(fatal)?;
+                match t.expect.front() {
+                    Some(Expect::Query) => {
+                        self.current = Some(columns(&self.masker, &rd.fields, None).into());
+                    }
+                    Some(Expect::DescribeStatement(name)) => {
+                        let name = name.clone();
+                        self.bound(|s| &mut s.statements);
+                        self.statements.insert(name, rd.fields.into());
+                        t.expect.pop_front();
+                    }
+                    Some(Expect::DescribePortal(name)) => {
+                        let name = name.clone();
+                        self.bound(|s| &mut s.portals);
+                        let cols = columns(&self.masker, &rd.fields, None);
+                        self.portals.insert(name, Some(cols.into()));
+                        t.expect.pop_front();
+                    }
+                    other => {
+                        return Err(fatal(format!(
+                            "a RowDescription arrived where {other:?} was expected"
+                        )));
+                    }
+                }
+            }
+            b'n' => match t.expect.pop_front() {
+                Some(Expect::DescribeStatement(name)) => {
+                    self.statements.insert(name, Arc::from(Vec::new()));
+                }
+                Some(Expect::DescribePortal(name)) => {
+                    self.portals.insert(name, Some(Arc::from(Vec::new())));
+                }
+                other => {
+                    return Err(fatal(format!(
+                        "NoData arrived where {other:?} was expected"
+                    )));
+                }
+            },
+            b'1' => match t.expect.pop_front() {
+                Some(Expect::Parse(name)) => {
+                    self.statements.remove(&name);
+                }
+                other => {
+                    return Err(fatal(format!(
+                        "ParseComplete arrived where {other:?} was expected"
+                    )));
+                }
+            },
+            b'2' => match t.expect.pop_front() {
+                Some(Expect::Bind {
+                    portal,
+                    statement,
+                    formats,
+                }) => {
+                    let cols = self
+                        .statements
+                        .get(&statement)
+                        .map(|f| Arc::from(columns(&self.masker, f, Some(&formats))));
+                    self.bound(|s| &mut s.portals);
+                    self.portals.insert(portal, cols);
+                }
+                other => {
+                    return Err(fatal(format!(
+                        "BindComplete arrived where {other:?} was expected"
+                    )));
+                }
+            },
+            b'3' => match t.expect.pop_front() {
+                Some(Expect::Close) => {}
+                _ => return Err(fatal("CloseComplete arrived out of order")),
+            },
+            b'C' | b's' | b'I' => {
+                self.current = None;
+                if self.copy == Copy::Refused {
+                    // The refused COPY's CommandComplete.
+                    self.copy = Copy::None;
+                    if tag == b'C' {
+                        self.pop_execute(t);
+                        return Ok(Some(Bytes::new()));
+                    }
+                }
+                self.copy = Copy::None;
+                self.pop_execute(t);
+            }
+            b'H' => {
+                let (_, resp) = CopyResponse::decode(&raw()).map_err(fatal)?;
+                if resp.format == Format::Binary || self.masker.has_column_rules() {
+                    let extended = !matches!(t.expect.front(), Some(Expect::Query));
+                    if extended {
+                        return Err(fatal(
+                            "COPY TO cannot be masked on this connection (binary format, or column rules that a COPY's rows cannot be matched to)",
+                        ));
+                    }
+                    self.copy = Copy::Refused;
+                    let message = "hoop: COPY TO is not available on this connection: its masking rules name columns, and COPY rows carry no column names";
+                    if let Some(p) = t.pending.front_mut() {
+                        p.sqlstate = Some("42501".into());
+                        p.error = Some(message.into());
+                    }
+                    let mut f = ErrorFields::new(Severity::Error, "42501", message, None);
+                    f.set(
+                        field::HINT,
+                        "run it as a SELECT: the agent masks a SELECT's columns",
+                    );
+                    let mut out = Vec::new();
+                    f.encode_error(&mut out).map_err(fatal)?;
+                    return Ok(Some(Bytes::from(out)));
+                }
+                self.copy = Copy::Text;
+            }
+            b'c' if self.copy == Copy::Refused => return Ok(Some(Bytes::new())),
+            b'E' => {
+                self.current = None;
+                self.copy = Copy::None;
+                // The backend skips the rest of an extended batch up to
+                // its Sync; a simple query ends at its ReadyForQuery.
+                while let Some(e) = t.expect.front() {
+                    if matches!(e, Expect::Sync | Expect::Query) {
+                        break;
+                    }
+                    t.expect.pop_front();
+                }
+            }
+            b'Z' => {
+                self.current = None;
+                self.copy = Copy::None;
+                while let Some(e) = t.expect.pop_front() {
+                    if matches!(e, Expect::Sync | Expect::Query) {
+                        break;
+                    }
+                }
+            }
+            b'N' => {
+                let mut f = ErrorFields::decode(&raw()).map_err(fatal)?;
+                if error_fields(&self.masker, &mut f, true, &mut self.tally) {
+                    let mut out = Vec::new();
+                    f.encode_notice(&mut out).map_err(fatal)?;
+                    return Ok(Some(Bytes::from(out)));
+                }
+            }
+            b'A' => {
+                let mut n = NotificationResponse::decode(&raw()).map_err(fatal)?;
+                if let Some(p) = free_text(
+                    &self.masker,
+                    &n.payload,
+                    "",
+                    "(notification)",
+                    &mut self.tally,
+                ) {
+                    n.payload = p;
+                    let mut out = Vec::new();
+                    n.encode(&mut out).map_err(fatal)?;
+                    return Ok(Some(Bytes::from(out)));
+                }
+            }
+            // CopyBothResponse: replication streams cannot be masked.
+            b'W' => return Err(fatal("replication (CopyBoth) cannot be masked")),
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Masks an ErrorResponse's fields: the replacement, or `None`.
+    pub fn error(&mut self, f: &mut ErrorFields) -> Result<Option<Bytes>, String> {
+        if !error_fields(&self.masker, f, false, &mut self.tally) {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        f.encode_error(&mut out).map_err(fatal)?;
+        Ok(Some(Bytes::from(out)))
+    }
+
+    fn pop_execute(&mut self, t: &mut Track) {
+        if matches!(t.expect.front(), Some(Expect::Execute(_))) {
+            t.expect.pop_front();
+        }
+    }
+
+    /// Keeps a name map within bounds.
+    fn bound<V>(&mut self, map: impl FnOnce(&mut Self) -> &mut HashMap<String, V>) {
+        let m = map(self);
+        if m.len() >= MAX_NAMES {
+            m.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::mask::{ColumnRule, DetectorSet, MaskConfig, Strategy};
+
+    fn masker() -> Masker {
+        let cfg = MaskConfig {
+            detectors: DetectorSet::all(),
+            strategy: Strategy::Partial,
+            columns: vec![ColumnRule {
+                pattern: "*ssn*".into(),
+                strategy: Some(Strategy::Redact),
+                keep: None,
+                name: None,
+            }],
+            ..MaskConfig::default()
+        };
+        Masker::new(&cfg, [9; 32]).unwrap()
+    }
+
+    fn field(name: &str, type_oid: u32, format: Format) -> FieldDescription {
+        FieldDescription {
+            name: name.into(),
+            table_oid: 0,
+            column_id: 0,
+            type_oid,
+            type_len: -1,
+            type_modifier: -1,
+            format,
+        }
+    }
+
+    fn text_array(elems: &[Option<&str>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&1i32.to_be_bytes());
+        v.extend_from_slice(&i32::from(elems.iter().any(Option::is_none)).to_be_bytes());
+        v.extend_from_slice(&(oid::TEXT as i32).to_be_bytes());
+        v.extend_from_slice(&(elems.len() as i32).to_be_bytes());
+        v.extend_from_slice(&1i32.to_be_bytes());
+        for e in elems {
+            match e {
+                Some(s) => {
+                    v.extend_from_slice(&(s.len() as i32).to_be_bytes());
+                    v.extend_from_slice(s.as_bytes());
+                }
+                None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        v
+    }
+
+    fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        backend::encode_data_row(values, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn binary_arrays_are_rebuilt_with_new_lengths() {
+        let m = masker();
+        let cols = columns(&m, &[field("tags", oid::TEXT_ARRAY, Format::Binary)], None);
+        let arr = text_array(&[Some("x"), None, Some("mail zoe@example.com"), Some("y")]);
+        let mut tally = MaskSummary::default();
+        let out = array(&m, &cols[0], &arr, false, &mut tally)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out,
+            text_array(&[Some("x"), None, Some("mail z****@example.com"), Some("y")])
+        );
+        assert_eq!(tally.values, 1);
+        // Nothing to mask: no copy.
+        let plain = text_array(&[Some("a"), Some("b")]);
+        assert_eq!(array(&m, &cols[0], &plain, false, &mut tally), Ok(None));
+        // Truncated or lying layouts are errors (the value is withheld).
+        assert!(array(&m, &cols[0], &arr[..arr.len() - 1], false, &mut tally).is_err());
+        let mut huge = arr.clone();
+        huge[12..16].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(array(&m, &cols[0], &huge, false, &mut tally).is_err());
+    }
+
+    #[test]
+    fn rows_change_only_where_values_do() {
+        let m = masker();
+        let cols = columns(
+            &m,
+            &[
+                field("id", 23, Format::Binary),
+                field("email", oid::TEXT, Format::Text),
+                field("ssn_num", 20, Format::Binary),
+                field("doc", oid::JSONB, Format::Binary),
+            ],
+            None,
+        );
+        let mut ranges = Vec::new();
+        let mut tally = MaskSummary::default();
+        let plain = data_row(&[Some(&[0, 0, 0, 1]), Some(b"none"), None, Some(b"\x01{}")]);
+        assert_eq!(row(&m, &cols, &plain, &mut ranges, &mut tally), Ok(None));
+        assert!(tally.is_empty());
+
+        let secret = data_row(&[
+            Some(&[0, 0, 0, 1]),
+            Some(b"zoe@example.com"),
+            Some(&[0, 0, 0, 0, 7, 91, 205, 21]),
+            Some(b"\x01{\"a\": \"zoe@example.com\"}"),
+        ]);
+        let out = row(&m, &cols, &secret, &mut ranges, &mut tally)
+            .unwrap()
+            .unwrap();
+        let want = data_row(&[
+            Some(&[0, 0, 0, 1]),
+            Some(b"z****@example.com"),
+            None,
+            Some(b"\x01{\"a\": \"z****@example.com\"}"),
+        ]);
+        assert_eq!(out, want);
+        assert_eq!(tally.values, 2);
+        assert!(tally.nulled.contains("ssn_num"));
+        // A row that does not match its description fails.
+        assert!(row(&m, &cols[..2], &secret, &mut ranges, &mut tally).is_err());
+    }
+
+    #[test]
+    fn bind_formats_apply_to_described_statements() {
+        let m = masker();
+        let fields = [
+            field("ssn", oid::TEXT, Format::Text),
+            field("n", 23, Format::Text),
+        ];
+        let cols = columns(&m, &fields, Some(&[1]));
+        assert_eq!(cols[0].how, How::Text);
+        assert_eq!(cols[1].how, How::Opaque);
+        let cols = columns(&m, &fields, Some(&[]));
+        assert_eq!(cols[1].how, How::Text);
+    }
+
+    #[test]
+    fn constraint_details_are_masked_by_their_key_column() {
+        let m = masker();
+        let mut tally = MaskSummary::default();
+        let d = key_detail(
+            &m,
+            "Key (email)=(zoe@example.com) already exists.",
+            &mut tally,
+        );
+        assert_eq!(
+            d,
+            Some(Some(
+                "Key (email)=(z****@example.com) already exists.".into()
+            ))
+        );
+        // The column rule hides a value that looks like nothing.
+        let d = key_detail(&m, "Key (ssn)=(abc) already exists.", &mut tally)
+            .unwrap()
+            .unwrap();
+        assert!(!d.contains("abc"), "{d}");
+        assert!(d.ends_with(") already exists."), "{d}");
+        assert_eq!(key_detail(&m, "something else", &mut tally), None);
+    }
+}

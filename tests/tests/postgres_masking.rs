@@ -1,0 +1,342 @@
+//! Masking of PostgreSQL results through a real cluster and real clients:
+//! psql (text rows, COPY, errors, notices), tokio-postgres (binary rows:
+//! text, arrays, jsonb, a bigint a column rule hides), `hoop exec`, and a
+//! raw frontend that executes a statement it never described (the agent
+//! must end the session rather than guess).
+
+mod postgres_common;
+
+use hoop_tests::pg::{APP_DB, APP_USER, PgCluster, connect_tokio};
+use postgres_common::*;
+use tokio_postgres::types::{FromSql, Type};
+
+/// Values that must never reach the client side.
+const RAW: &[&str] = &[
+    "amelia@example.com",
+    "4242 4242 4242 4242",
+    "123-45-6789",
+    "bob@example.org",
+    "carol@example.net",
+    "dave@example.com",
+    "123456789",
+];
+
+const MASK_ALL: &str = r#"
+[connection.mask]
+detectors = "all"
+strategy = "partial"
+[[connection.mask.column]]
+pattern = "*ssn*"
+strategy = "redact"
+"#;
+
+const MASK_DETECTORS_ONLY: &str = r#"
+[connection.mask]
+detectors = "all"
+strategy = "partial"
+"#;
+
+/// A cluster with `people` (owned by the superuser, readable by the app
+/// role), filled directly so that no raw value passes through hoop.
+fn cluster() -> PgCluster {
+    let pg = PgCluster::start().expect("start PostgreSQL");
+    pg.sql(
+        APP_DB,
+        &format!(
+            "create table people (id int primary key, email text unique, card varchar(40), ssn text, \
+             note text, tags text[], doc jsonb, ssn_num bigint);
+             insert into people values
+               (1, 'amelia@example.com', '4242 4242 4242 4242', '123-45-6789',
+                'call +1 415 555 0100 or mail bob@example.org',
+                '{{carol@example.net,plain}}', '{{\"contact\": \"dave@example.com\", \"n\": 1}}', 123456789),
+               (2, 'none', 'n/a', null, 'order ORD-2024-000123', '{{plain}}', '{{\"n\": 2}}', null);
+             grant select, insert on people to {APP_USER};"
+        ),
+    )
+    .expect("create the table");
+    pg
+}
+
+fn assert_no_raw(what: &str, text: &str) {
+    for raw in RAW {
+        assert!(
+            !text.contains(raw),
+            "{what} holds the raw value {raw:?}:\n{text}"
+        );
+    }
+}
+
+/// `jsonb` in binary: the version byte and the text, as sent.
+struct RawJsonb(Vec<u8>);
+
+impl<'a> FromSql<'a> for RawJsonb {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawJsonb(raw.to_vec()))
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_text_rows_errors_and_notices_are_masked_and_audited() {
+    let pg = cluster();
+    let s = Setup::start(&[pg_conn("db", &pg).extra(MASK_ALL)]).await;
+    let c = s.connect("db");
+
+    let out = psql_ok(
+        &c,
+        "select id, email, card, ssn, note, tags, doc from people order by id",
+    );
+    assert_no_raw("psql output", &out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let first: Vec<&str> = lines[0].split('|').collect();
+    assert_eq!(first[0], "1");
+    assert_eq!(first[1], "a****@example.com");
+    assert_eq!(first[2], "**** **** **** 4242");
+    assert!(first[3].contains("REDACTED"), "{out}");
+    assert!(first[4].starts_with("call "), "{out}");
+    // A row with nothing sensitive arrives exactly as stored.
+    assert_eq!(
+        lines[1],
+        "2|none|n/a||order ORD-2024-000123|{plain}|{\"n\": 2}"
+    );
+
+    // The statement's audit event counts what was masked, by column and
+    // detector, and names no value.
+    let ev = s.wait_audit("the select's statement event", |evs| {
+        evs.iter()
+            .find(|e| {
+                e["event"] == "statement"
+                    && e["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("from people"))
+            })
+            .cloned()
+    });
+    let m = &ev["masked"];
+    assert!(m["values"].as_u64().unwrap() >= 6, "{ev:#}");
+    for col in ["email", "card", "ssn", "note", "tags", "doc"] {
+        assert!(
+            m["columns"].as_array().unwrap().iter().any(|c| c == col),
+            "{col} missing in {ev:#}"
+        );
+    }
+    for det in ["email", "card"] {
+        assert!(m["detectors"][det].as_u64().unwrap() >= 1, "{ev:#}");
+    }
+    let audit = std::fs::read_to_string(s.agent.data_dir().join("audit/audit.jsonl")).unwrap();
+    assert_no_raw("the audit log", &audit);
+
+    // A notice and a unique violation carry values in their text.
+    let out = psql(
+        &c,
+        APP_DB,
+        &[
+            "-c",
+            "do $$ begin raise notice 'contact %', 'erin@example.com'; end $$",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("NOTICE:  contact e****@example.com"), "{err}");
+    let out = psql(
+        &c,
+        APP_DB,
+        &[
+            "-c",
+            "insert into people (id, email) select 3, email from people where id = 1",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("duplicate key value"), "{err}");
+    assert!(
+        err.contains("Key (email)=(a****@example.com) already exists"),
+        "{err}"
+    );
+    assert_no_raw("psql's error", &err);
+
+    // COPY rows carry no column names, so a connection with column rules
+    // refuses COPY TO; the session goes on.
+    let out = psql(
+        &c,
+        APP_DB,
+        &[
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=0",
+            "-c",
+            "copy (select email, ssn from people) to stdout",
+            "-c",
+            "select 'after'",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("COPY TO is not available on this connection"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "after", "{err}");
+    assert_no_raw("psql after a refused COPY", &stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_to_text_and_csv_is_masked_without_column_rules() {
+    let pg = cluster();
+    let s = Setup::start(&[pg_conn("db", &pg).extra(MASK_DETECTORS_ONLY)]).await;
+    let c = s.connect("db");
+    for (format, sep) in [("text", "\t"), ("csv", ",")] {
+        let out = psql(
+            &c,
+            APP_DB,
+            &[
+                "-c",
+                &format!(
+                    "copy (select id, email, card, note from people order by id) to stdout with (format {format})"
+                ),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert_no_raw("COPY output", &text);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "1{sep}a****@example.com{sep}**** **** **** 4242{sep}"
+            )),
+            "{text}"
+        );
+        assert_eq!(
+            lines[1],
+            format!("2{sep}none{sep}n/a{sep}order ORD-2024-000123")
+        );
+    }
+    let ev = s.wait_audit("the copy's statement event", |evs| {
+        evs.iter()
+            .find(|e| e["event"] == "statement" && e["masked"]["columns"][0] == "(copy)")
+            .cloned()
+    });
+    assert!(ev["masked"]["values"].as_u64().unwrap() >= 1, "{ev:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_rows_from_tokio_postgres_are_masked() {
+    let pg = cluster();
+    let s = Setup::start(&[pg_conn("db", &pg).extra(MASK_ALL)]).await;
+    let c = s.connect("db");
+    let client = connect_tokio("127.0.0.1", c.addr.port(), CLIENT_USER, APP_DB, None)
+        .await
+        .unwrap();
+    // tokio-postgres asks for every result column in binary.
+    let row = client
+        .query_one(
+            "select email, card, tags, doc, ssn_num, id from people where id = $1",
+            &[&1i32],
+        )
+        .await
+        .unwrap();
+    let email: String = row.get(0);
+    let card: String = row.get(1);
+    let tags: Vec<String> = row.get(2);
+    let doc: RawJsonb = row.get(3);
+    let ssn_num: Option<i64> = row.get(4);
+    let id: i32 = row.get(5);
+    assert_eq!(email, "a****@example.com");
+    assert_eq!(card, "**** **** **** 4242");
+    assert_eq!(
+        tags,
+        vec!["c****@example.net".to_string(), "plain".to_string()]
+    );
+    assert_eq!(doc.0[0], 1, "jsonb version byte");
+    let doc_text = String::from_utf8(doc.0[1..].to_vec()).unwrap();
+    assert_no_raw("jsonb", &doc_text);
+    let parsed: serde_json::Value = serde_json::from_str(&doc_text).unwrap();
+    assert_eq!(parsed["n"], 1, "{doc_text}");
+    // A bigint cannot hold a mask: the rule's column arrives as NULL.
+    assert_eq!(ssn_num, None);
+    assert_eq!(id, 1);
+
+    // A prepared statement executed again (no new Describe) is masked
+    // from the columns described at prepare time.
+    let stmt = client
+        .prepare("select email from people where id = $1")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let r = client.query_one(&stmt, &[&1i32]).await.unwrap();
+        assert_eq!(r.get::<_, String>(0), "a****@example.com");
+    }
+    let r = client.query_one(&stmt, &[&2i32]).await.unwrap();
+    assert_eq!(r.get::<_, String>(0), "none");
+
+    let ev = s.wait_audit("the binary select's event", |evs| {
+        evs.iter()
+            .find(|e| {
+                e["event"] == "statement"
+                    && e["masked"]["nulled"]
+                        .as_array()
+                        .is_some_and(|n| n.iter().any(|c| c == "ssn_num"))
+            })
+            .cloned()
+    });
+    assert_eq!(ev["kind"], "execute", "{ev:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hoop_exec_output_is_masked() {
+    let pg = cluster();
+    let s = Setup::start(&[pg_conn("db", &pg).extra(MASK_ALL)]).await;
+    for format in ["table", "json", "csv"] {
+        let out = s.agent.run_hoop(
+            Some(&s.token),
+            &[
+                "exec",
+                "db",
+                "-i",
+                "select email, card, ssn from people order by id",
+                "-o",
+                format,
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_no_raw(&format!("hoop exec -o {format}"), &text);
+        assert!(text.contains("a****@example.com"), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_of_an_undescribed_statement_end_the_session() {
+    let pg = cluster();
+    let s = Setup::start(&[pg_conn("db", &pg).extra(MASK_ALL)]).await;
+    let c = s.connect("db");
+    let (mut raw, _) = RawPg::connect(c.addr, &[("user", CLIENT_USER), ("database", APP_DB)])
+        .await
+        .unwrap();
+    // Parse, Bind, Execute and Sync with no Describe: the agent cannot
+    // know the columns of the rows that come back.
+    let mut batch = fe::parse("s1", "select email from people where id = 1");
+    batch.extend(fe::bind("", "s1", &[]));
+    batch.extend(fe::execute(""));
+    batch.extend(fe::sync());
+    raw.send(&batch).await.unwrap();
+    let msgs = raw.until_closed().await.unwrap();
+    assert!(!msgs.iter().any(|m| m.tag == b'D'), "{}", tags(&msgs));
+    let err = msgs
+        .iter()
+        .find(|m| m.tag == b'E')
+        .unwrap_or_else(|| panic!("no error in {}", tags(&msgs)));
+    let f = err.fields();
+    assert_eq!(f[&'S'], "FATAL");
+    assert!(f[&'M'].contains("masking"), "{:?}", f);
+    for m in &msgs {
+        assert_no_raw("a message", &String::from_utf8_lossy(&m.body));
+    }
+}

@@ -281,9 +281,9 @@ fn demo_mask() -> serde_json::Value {
         "detectors": "all",
         "strategy": "partial",
         "column": [
-            { "pattern": "*password*", "strategy": "redact" },
-            { "pattern": "*secret*", "strategy": "redact" },
-            { "pattern": "*ssn*", "strategy": "redact" },
+            { "pattern": "*password*", "strategy": "redact", "name": "password" },
+            { "pattern": "*secret*", "strategy": "redact", "name": "secret" },
+            { "pattern": "*ssn*", "strategy": "redact", "name": "ssn" },
         ],
     })
 }
@@ -485,8 +485,16 @@ impl Ready<'_> {
         for p in &args.postgres {
             let _ = writeln!(
                 s,
-                "connection: {} postgres {} (as {}, database {})",
-                p.name, p.address, p.user, p.database
+                "connection: {} postgres {} (as {}, database {}){}",
+                p.name,
+                p.address,
+                p.user,
+                p.database,
+                if args.mask.contains(&p.name) {
+                    ", results masked"
+                } else {
+                    ""
+                }
             );
         }
         let dir = self.data_dir.display();

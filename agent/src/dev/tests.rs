@@ -199,3 +199,32 @@ fn ready_text_is_machine_readable() {
         "{text}"
     );
 }
+
+#[test]
+fn mask_turns_on_the_demo_profile_for_a_postgres_connection() {
+    let a = args(&[
+        "--postgres",
+        "raw=postgres://app:pw@127.0.0.1:5432/app",
+        "--postgres",
+        "demo=postgres://app:pw@127.0.0.1:5432/app",
+        "--mask",
+        "demo",
+    ])
+    .unwrap();
+    let cfg = agent_config(&a, Path::new("/tmp/x"), "http://127.0.0.1:1").unwrap();
+    let demo = cfg.connection("demo").unwrap();
+    assert!(demo.mask.is_enabled());
+    assert_eq!(demo.mask.columns.len(), 3);
+    assert!(!cfg.connection("raw").unwrap().mask.is_enabled());
+    // The demo profile is a valid masking configuration.
+    crate::mask::Masker::new(&demo.mask, [0; 32]).unwrap();
+
+    let a = args(&["--tcp", "echo=127.0.0.1:7", "--mask", "echo"]).unwrap();
+    let err = agent_config(&a, Path::new("/tmp/x"), "http://127.0.0.1:1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--mask echo: no --postgres connection"),
+        "{err}"
+    );
+}

@@ -242,7 +242,7 @@ async fn clean_shutdown_without_a_flush_loses_nothing() {
 fn lines_keep_their_layout() {
     let mut out = b"earlier line\n".to_vec();
     let prev = [b'a'; 64];
-    encode_line(&mut out, &login(7), 42, &prev).unwrap();
+    encode_line(&mut out, &login(7), 42, SystemTime::now(), &prev).unwrap();
     let line = std::str::from_utf8(&out[13..]).unwrap();
     assert!(line.starts_with("{\"seq\":42,\"ts\":\"20"), "{line}");
     assert!(
@@ -262,7 +262,8 @@ fn lines_keep_their_layout() {
 
 /// Not a check: prints the writer thread's CPU time per event (from
 /// `/proc/self/task/TID/schedstat`) with events paced as one busy client
-/// and as eight would send them. Run alone:
+/// and as eight would send them, and back to back; and the recording
+/// thread's, sleeps included. Run alone:
 /// `cargo nextest run -p hoop-agent --lib --run-ignored only writer_cpu --no-capture`
 /// (a debug build: encoding costs more than in a release build).
 #[cfg(target_os = "linux")]
@@ -280,6 +281,7 @@ fn writer_cpu_per_event() {
     for (label, pause, n) in [
         ("1 event / 300 µs", 300, 3000),
         ("1 event / 100 µs", 100, 10_000),
+        ("back to back", 0, 20_000),
     ] {
         let dir = tempdir();
         let (log, handle) = AuditLog::open(&dir).unwrap();
@@ -294,7 +296,8 @@ fn writer_cpu_per_event() {
                 None => std::thread::sleep(std::time::Duration::from_millis(1)),
             }
         };
-        let before = cpu_ns(&task);
+        let me = Path::new("/proc/thread-self");
+        let (before, me_before) = (cpu_ns(&task), cpu_ns(me));
         let started = std::time::Instant::now();
         for i in 0..n {
             // About the size of a statement line (~420 bytes).
@@ -303,18 +306,66 @@ fn writer_cpu_per_event() {
                 code: "token_invalid".into(),
                 reason: "x".repeat(300),
             });
-            std::thread::sleep(std::time::Duration::from_micros(pause));
+            if pause > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(pause));
+            }
         }
+        let me_cpu = cpu_ns(me) - me_before;
         rt.block_on(log.flush());
         let (cpu, elapsed) = (cpu_ns(&task) - before, started.elapsed());
+        let per_event = |ns: u64| ns as f64 / 1000.0 / n as f64;
         println!(
-            "{label}: {n} events in {elapsed:.2?} ({:.0}/s), writer {:.1} µs CPU per event, {} fdatasyncs",
+            "{label}: {n} events in {elapsed:.2?} ({:.0}/s); CPU per event: writer {:.1} µs, \
+             recording thread {:.1} µs; {} fdatasyncs",
             n as f64 / elapsed.as_secs_f64(),
-            cpu as f64 / 1000.0 / n as f64,
+            per_event(cpu),
+            per_event(me_cpu),
             log.syncs(),
         );
         drop(log);
         handle.join().unwrap();
         let _ = fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn timestamps_are_kept_in_order_unless_the_clock_steps_back() {
+    let dir = tempdir();
+    let path = dir.join("log");
+    let mut w = Writer {
+        file: File::create(&path).unwrap(),
+        path: path.clone(),
+        seq: 0,
+        prev: genesis(),
+        last_ts: SystemTime::UNIX_EPOCH,
+        pending: Vec::new(),
+        pending_lines: 0,
+        unsynced_since: None,
+        syncs: Arc::default(),
+    };
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let ms = Duration::from_millis(1);
+    // A later time, a race (a thread that read the clock first sent
+    // second), then a clock stepped back by a minute.
+    for at in [t, t + 3 * ms, t + 2 * ms, t - Duration::from_secs(60)] {
+        w.append(&login(0), at);
+    }
+    w.sync();
+    assert_eq!(w.syncs.load(Ordering::Relaxed), 1);
+    let text = fs::read_to_string(&path).unwrap();
+    let ts: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].to_string())
+        .collect();
+    assert_eq!(
+        ts,
+        [
+            "\"2027-01-15T08:00:00.000000Z\"",
+            "\"2027-01-15T08:00:00.003000Z\"",
+            "\"2027-01-15T08:00:00.003000Z\"",
+            "\"2027-01-15T07:59:00.000000Z\"",
+        ]
+    );
+    assert_eq!(verify(&path).unwrap().lines, 4);
+    let _ = fs::remove_dir_all(&dir);
 }

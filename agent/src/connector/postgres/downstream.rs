@@ -256,14 +256,14 @@ pub async fn run(
         if scanned > 0 {
             out.push(buf.split_to(scanned).freeze());
         }
-        let mut write_failed = None;
-        for chunk in out {
-            total += chunk.len() as u64;
-            if let Err(e) = write(&mut send, chunk).await {
-                write_failed = Some(e);
-                break;
-            }
-        }
+        // One call for every chunk: masked rows interleave many of them.
+        out.retain(|c| !c.is_empty());
+        total += out.iter().map(|c| c.len() as u64).sum::<u64>();
+        let write_failed = send
+            .write_all_chunks(&mut out)
+            .await
+            .err()
+            .map(|e| RelayError::Tunnel(e.to_string()));
         if let Some(e) = write_failed.or(failure) {
             break Err(e);
         }

@@ -850,4 +850,62 @@ mod tests {
         assert!(d.ends_with(") already exists."), "{d}");
         assert_eq!(key_detail(&m, "something else", &mut tally), None);
     }
+
+    proptest::proptest! {
+        /// Hostile backend bytes never panic the row and array paths, and
+        /// whatever they return is a well-formed row.
+        #[test]
+        fn hostile_rows_and_arrays_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cols in 0usize..4,
+        ) {
+            let m = masker();
+            let fields: Vec<_> = [
+                field("tags", oid::TEXT_ARRAY, Format::Binary),
+                field("doc", oid::JSONB, Format::Binary),
+                field("email", oid::TEXT, Format::Text),
+                field("ssn", 20, Format::Binary),
+            ][..cols]
+                .to_vec();
+            let planned = columns(&m, &fields, None);
+            let mut tally = MaskSummary::default();
+            let _ = array(&m, &planned.first().unwrap_or(&columns(&m, &[field("t", oid::TEXT_ARRAY, Format::Binary)], None)[0]), &body, false, &mut tally);
+            let mut msg = vec![b'D'];
+            msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+            msg.extend_from_slice(&body);
+            let mut ranges = Vec::new();
+            if let Ok(Some(out)) = row(&m, &planned, &msg, &mut ranges, &mut tally) {
+                backend::data_row_ranges(&out, &mut ranges).unwrap();
+                proptest::prop_assert_eq!(ranges.len(), planned.len());
+            }
+        }
+
+        /// Well-formed rows with arbitrary values: an e-mail address put
+        /// anywhere in a text or text-array value never comes out.
+        #[test]
+        fn emails_never_leave_text_or_array_values(
+            before in "[ -~]{0,20}",
+            after in "[ -~]{0,20}",
+            user in "[a-z]{1,8}",
+            in_array in proptest::prelude::any::<bool>(),
+        ) {
+            let m = masker();
+            let email = format!("{user}@example.com");
+            let cell = format!("{before} {email} {after}");
+            let (fields, value) = if in_array {
+                (vec![field("v", oid::TEXT_ARRAY, Format::Binary)], text_array(&[Some("x"), Some(&cell)]))
+            } else {
+                (vec![field("v", oid::TEXT, Format::Text)], cell.clone().into_bytes())
+            };
+            let planned = columns(&m, &fields, None);
+            let msg = data_row(&[Some(&value[..])]);
+            let mut ranges = Vec::new();
+            let mut tally = MaskSummary::default();
+            let out = row(&m, &planned, &msg, &mut ranges, &mut tally).unwrap().unwrap();
+            let text = String::from_utf8_lossy(&out);
+            proptest::prop_assert!(!text.contains(&email), "{}", text);
+            backend::data_row_ranges(&out, &mut ranges).unwrap();
+            proptest::prop_assert_eq!(ranges.len(), 1);
+        }
+    }
 }

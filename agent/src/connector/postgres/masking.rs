@@ -869,7 +869,8 @@ mod tests {
                 .to_vec();
             let planned = columns(&m, &fields, None);
             let mut tally = MaskSummary::default();
-            let _ = array(&m, &planned.first().unwrap_or(&columns(&m, &[field("t", oid::TEXT_ARRAY, Format::Binary)], None)[0]), &body, false, &mut tally);
+            let arr_col = columns(&m, &[field("t", oid::TEXT_ARRAY, Format::Binary)], None);
+            let _ = array(&m, &arr_col[0], &body, false, &mut tally);
             let mut msg = vec![b'D'];
             msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
             msg.extend_from_slice(&body);

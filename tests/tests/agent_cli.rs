@@ -176,7 +176,7 @@ async fn audit_survives_kill_9_and_verify_names_tampering() {
         }
     }
     // Session ends are recorded as relays finish; wait until all 20 are on
-    // disk (the writer fsyncs each batch), then crash the agent.
+    // disk (the writer syncs within a few milliseconds), then crash the agent.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while agent
         .audit()

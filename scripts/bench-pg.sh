@@ -19,6 +19,121 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=bench.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench.sh"
 
+# ============================================================ helpers
+
+# Sourced (as scripts/bench-mask.sh does), this script only defines the
+# helpers down to the next rule: the PostgreSQL cluster and median.
+
+# pg_init: checks the PostgreSQL binaries and sets PG_BIN, PG_VERSION,
+# as_pg, own, random_hex and PG_CLEAN_ENV. Call it after bench_init.
+pg_init() {
+    local b
+    # Debian's /usr/bin/psql wrapper costs ~20 ms a start: use the binaries.
+    PG_BIN=${HOOP_PG_BIN:-/usr/lib/postgresql/15/bin}
+    for b in initdb pg_ctl postgres psql pgbench; do
+        [[ -x $PG_BIN/$b ]] || die "$PG_BIN/$b is missing (install postgresql-15, or set HOOP_PG_BIN)"
+    done
+    PG_VERSION=$("$PG_BIN/postgres" --version)
+
+    # Run as root, the server and pgbouncer run as `postgres` (both refuse
+    # root); run as anyone else, as that user.
+    if ((EUID == 0)); then
+        id postgres >/dev/null 2>&1 || die "running as root needs a postgres user to run the server as"
+        as_pg() { runuser -u postgres -- "$@"; }
+        # They must reach their files under $TMP.
+        chmod 711 "$TMP"
+    else
+        as_pg() { "$@"; }
+    fi
+    # own PATH...: hands PATH to the user as_pg runs as.
+    own() { if ((EUID == 0)); then chown -R postgres: "$@"; fi; }
+
+    random_hex() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+
+    # Every client starts from a clean libpq environment: no inherited PG*
+    # variables or password file, no TLS and no GSS encryption on any path.
+    PG_CLEAN_ENV=(env -u PGHOST -u PGHOSTADDR -u PGPORT -u PGUSER -u PGDATABASE
+        -u PGPASSWORD -u PGPASSFILE -u PGSERVICE -u PGSERVICEFILE -u PGOPTIONS
+        -u PGAPPNAME -u PGSSLMODE -u PGREQUIRESSL -u PGCHANNELBINDING
+        -u PGTARGETSESSIONATTRS -u PGCONNECT_TIMEOUT -u PSQLRC
+        PGSSLMODE=disable PGGSSENCMODE=disable PGCONNECT_TIMEOUT=10 PGPASSFILE="$TMP/no-pgpass")
+}
+
+# start_pg_cluster: a throwaway cluster (fsync off, scram-sha-256) on a free
+# port, stopped on exit, with a role and database `bench`. Sets PG_DIR,
+# PG_PORT, PG_SUPER_PW, BENCH_PW, pg_ctl and super_psql.
+start_pg_cluster() {
+    local attempt port
+    PG_DIR="$TMP/pg"
+    mkdir -p "$PG_DIR"
+    PG_SUPER_PW=$(random_hex)
+    BENCH_PW=$(random_hex)
+    echo "$PG_SUPER_PW" >"$PG_DIR/pw"
+    own "$PG_DIR"
+    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --pwfile="$PG_DIR/pw" \
+        --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 -N >"$TMP/initdb.out" 2>"$TMP/initdb.err" ||
+        die "initdb failed: $(tail -n 5 "$TMP/initdb.err")"
+    rm -f "$PG_DIR/pw"
+    # fsync and full-page writes off: this is a throwaway benchmark cluster,
+    # and the figures are about the path, not the disk (only loading the
+    # data writes). shared_buffers holds the whole data set (~160 MB at
+    # pgbench scale 10, ~180 MB for bench-mask.sh's 1M rows).
+    cat >>"$PG_DIR/data/postgresql.conf" <<EOF
+
+# scripts/bench-pg.sh
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_DIR'
+fsync = off
+full_page_writes = off
+synchronous_commit = off
+shared_buffers = 256MB
+max_connections = 100
+EOF
+    cat >"$PG_DIR/data/pg_hba.conf" <<EOF
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+EOF
+    own "$PG_DIR"
+
+    pg_ctl() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 "$@"; }
+    # A free port can be taken before the server binds it: try a few.
+    PG_PORT=""
+    for attempt in 1 2 3 4 5; do
+        port=$(free_port tcp)
+        if pg_ctl -o "-p $port" start >"$TMP/pg_ctl.out" 2>&1; then
+            PG_PORT=$port
+            CLEANUP_HOOKS+=("pg_ctl -m immediate stop >/dev/null 2>&1")
+            break
+        fi
+        log "PostgreSQL did not start on port $port (attempt $attempt)"
+    done
+    [[ -n $PG_PORT ]] || die "PostgreSQL did not start: $(tail -n 5 "$PG_DIR/server.log" 2>/dev/null)"
+    log "PostgreSQL on 127.0.0.1:$PG_PORT ($PG_VERSION)"
+
+    super_psql() {
+        "${PG_CLEAN_ENV[@]}" PGPASSWORD="$PG_SUPER_PW" "$PG_BIN/psql" -X -q -w -v ON_ERROR_STOP=1 \
+            -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"
+    }
+    super_psql -d postgres -c "create role bench login password '$BENCH_PW'" \
+        -c "create database bench owner bench"
+}
+
+# Median of numbers on stdin (the mean of the middle two for an even
+# count), with as many decimals as the input has.
+median() {
+    sort -g | awk '{ v[NR] = $1; split($1, p, "."); if (length(p[2]) > d) d = length(p[2]) }
+        END {
+            if (!NR) { print "-"; exit }
+            m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%.*f\n", d, m
+        }'
+}
+
+# Sourced for the helpers above: stop here.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
+
+# ============================================================ bench-pg.sh
+
 usage() {
     cat <<'EOF'
 usage: scripts/bench-pg.sh [--quick] [--duration S] [--setups N] [--copies N]
@@ -79,35 +194,7 @@ if [[ -n $OUT && $OUT != /* ]]; then OUT="$PWD/$OUT"; fi
 
 bench_init bench-pg.sh
 
-# Debian's /usr/bin/psql wrapper costs ~20 ms a start: use the binaries.
-PG_BIN=${HOOP_PG_BIN:-/usr/lib/postgresql/15/bin}
-for b in initdb pg_ctl postgres psql pgbench; do
-    [[ -x $PG_BIN/$b ]] || die "$PG_BIN/$b is missing (install postgresql-15, or set HOOP_PG_BIN)"
-done
-PG_VERSION=$("$PG_BIN/postgres" --version)
-
-# Run as root, the server and pgbouncer run as `postgres` (both refuse
-# root); run as anyone else, as that user.
-if ((EUID == 0)); then
-    id postgres >/dev/null 2>&1 || die "running as root needs a postgres user to run the server as"
-    as_pg() { runuser -u postgres -- "$@"; }
-    # They must reach their files under $TMP.
-    chmod 711 "$TMP"
-else
-    as_pg() { "$@"; }
-fi
-# own PATH...: hands PATH to the user as_pg runs as.
-own() { if ((EUID == 0)); then chown -R postgres: "$@"; fi; }
-
-random_hex() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
-
-# Every client starts from a clean libpq environment: no inherited PG*
-# variables or password file, no TLS and no GSS encryption on any path.
-PG_CLEAN_ENV=(env -u PGHOST -u PGHOSTADDR -u PGPORT -u PGUSER -u PGDATABASE
-    -u PGPASSWORD -u PGPASSFILE -u PGSERVICE -u PGSERVICEFILE -u PGOPTIONS
-    -u PGAPPNAME -u PGSSLMODE -u PGREQUIRESSL -u PGCHANNELBINDING
-    -u PGTARGETSESSIONATTRS -u PGCONNECT_TIMEOUT -u PSQLRC
-    PGSSLMODE=disable PGGSSENCMODE=disable PGCONNECT_TIMEOUT=10 PGPASSFILE="$TMP/no-pgpass")
+pg_init
 
 # ------------------------------------------------------------ build
 
@@ -117,57 +204,7 @@ LOAD_START=$(load_now)
 
 # ------------------------------------------------------------ PostgreSQL
 
-PG_DIR="$TMP/pg"
-mkdir -p "$PG_DIR"
-PG_SUPER_PW=$(random_hex)
-BENCH_PW=$(random_hex)
-echo "$PG_SUPER_PW" >"$PG_DIR/pw"
-own "$PG_DIR"
-as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --pwfile="$PG_DIR/pw" \
-    --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 -N >"$TMP/initdb.out" 2>"$TMP/initdb.err" ||
-    die "initdb failed: $(tail -n 5 "$TMP/initdb.err")"
-rm -f "$PG_DIR/pw"
-# fsync and full-page writes off: this is a throwaway benchmark cluster,
-# and the figures are about the path, not the disk (only `pgbench -i`
-# writes). shared_buffers holds the whole scale-10 data set (~160 MB).
-cat >>"$PG_DIR/data/postgresql.conf" <<EOF
-
-# scripts/bench-pg.sh
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$PG_DIR'
-fsync = off
-full_page_writes = off
-synchronous_commit = off
-shared_buffers = 256MB
-max_connections = 100
-EOF
-cat >"$PG_DIR/data/pg_hba.conf" <<EOF
-local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
-EOF
-own "$PG_DIR"
-
-pg_ctl() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 "$@"; }
-# A free port can be taken before the server binds it: try a few.
-PG_PORT=""
-for attempt in 1 2 3 4 5; do
-    port=$(free_port tcp)
-    if pg_ctl -o "-p $port" start >"$TMP/pg_ctl.out" 2>&1; then
-        PG_PORT=$port
-        CLEANUP_HOOKS+=("pg_ctl -m immediate stop >/dev/null 2>&1")
-        break
-    fi
-    log "PostgreSQL did not start on port $port (attempt $attempt)"
-done
-[[ -n $PG_PORT ]] || die "PostgreSQL did not start: $(tail -n 5 "$PG_DIR/server.log" 2>/dev/null)"
-log "PostgreSQL on 127.0.0.1:$PG_PORT ($PG_VERSION)"
-
-super_psql() {
-    "${PG_CLEAN_ENV[@]}" PGPASSWORD="$PG_SUPER_PW" "$PG_BIN/psql" -X -q -w -v ON_ERROR_STOP=1 \
-        -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"
-}
-super_psql -d postgres -c "create role bench login password '$BENCH_PW'" \
-    -c "create database bench owner bench"
+start_pg_cluster
 log "pgbench -i -s $SCALE"
 "${PG_CLEAN_ENV[@]}" PGPASSWORD="$BENCH_PW" "$PG_BIN/pgbench" -i -q -s "$SCALE" \
     -h 127.0.0.1 -p "$PG_PORT" -U bench bench >"$TMP/pgbench-init.out" 2>&1 ||
@@ -386,17 +423,6 @@ setup_run() { # PATH
     record "$path" setup_cpu_us "$(awk -v c=$((cpu1 - cpu0)) -v hz="$TICK" -v n="$SETUPS" \
         'BEGIN { printf "%.0f\n", c / hz * 1e6 / n }')"
     log "$path: $SETUPS × psql -c 'select 1': mean $mean ms"
-}
-
-# Median of numbers on stdin (the mean of the middle two for an even
-# count), with as many decimals as the input has.
-median() {
-    sort -g | awk '{ v[NR] = $1; split($1, p, "."); if (length(p[2]) > d) d = length(p[2]) }
-        END {
-            if (!NR) { print "-"; exit }
-            m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%.*f\n", d, m
-        }'
 }
 
 # A short direct run first: the server's caches and plans settle.

@@ -180,6 +180,21 @@ async fn psql_text_rows_errors_and_notices_are_masked_and_audited() {
     );
     assert_eq!(stdout(&out), "after", "{err}");
     assert_no_raw("psql after a refused COPY", &stdout(&out));
+
+    // Every psql above sent statements: the sessions' byte counts say so
+    // even when the backend side ended first.
+    let ends = s.wait_audit("the psql sessions' ends", |evs| {
+        let ends: Vec<_> = evs
+            .iter()
+            .filter(|e| e["event"] == "session_end")
+            .cloned()
+            .collect();
+        (ends.len() >= 4).then_some(ends)
+    });
+    for e in ends {
+        assert!(e["bytes_up"].as_u64().unwrap() > 0, "{e:#}");
+        assert!(e["bytes_down"].as_u64().unwrap() > 0, "{e:#}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,7 @@
 //! discarded up to its Sync, as a real error would.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -78,12 +79,15 @@ pub async fn run(
 ) -> (Counts, Result<(), RelayError>) {
     let track = Arc::new(Mutex::new(Track::default()));
     let (b_read, b_write) = tokio::io::split(backend);
+    // Counted as it goes: the task may be aborted before it returns.
+    let sent = Arc::new(AtomicU64::new(0));
     let up = tokio::spawn(client_to_backend(
         ctx.clone(),
         track.clone(),
         client_recv,
         client_buf,
         b_write,
+        sent.clone(),
     ));
     let (down_bytes, down) =
         downstream::run(ctx.clone(), track, b_read, backend_buf, client_send).await;
@@ -92,7 +96,7 @@ pub async fn run(
     let up_bytes = match up.await {
         Ok((n, Err(e))) => return ((n, down_bytes), down.and(Err(e))),
         Ok((n, Ok(()))) => n,
-        Err(_) => 0,
+        Err(_) => sent.load(Ordering::Relaxed),
     };
     ((up_bytes, down_bytes), down)
 }
@@ -138,6 +142,7 @@ async fn client_to_backend(
     mut recv: RecvStream,
     mut buf: BytesMut,
     mut backend: WriteHalf<BackendStream>,
+    sent: Arc<AtomicU64>,
 ) -> (u64, Result<(), RelayError>) {
     let mut total = 0u64;
     let mut st = ClientState {
@@ -195,10 +200,11 @@ async fn client_to_backend(
             forward.push(buf.split_to(scanned).freeze());
         }
         for chunk in forward {
-            total += chunk.len() as u64;
             if let Err(e) = backend.write_all(&chunk).await {
                 return (total, Err(RelayError::BackendIo(e.to_string())));
             }
+            total += chunk.len() as u64;
+            sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         match recv.read_chunk(256 * 1024, true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),

@@ -123,11 +123,11 @@ fn pg_bin(name: &str) -> PathBuf {
 
 /// A free loopback port: bound, then released. Someone else may take it
 /// before we bind it again, which [`PgClusterBuilder::start`] retries.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut r = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut r).map_err(|_| anyhow::anyhow!("no randomness"))?;
     Ok(hex::encode(r))
@@ -181,6 +181,46 @@ fn write_owned(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
         std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
     }
     Ok(())
+}
+
+/// A fresh CA and a server certificate it signed for `127.0.0.1` and
+/// `localhost`, in PEM: what a TLS test server needs (PostgreSQL here,
+/// MariaDB in [`crate::mysql`]).
+pub struct TestCerts {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCerts {
+    /// `ca_name` starts the CA's common name; a random suffix follows.
+    pub fn generate(ca_name: &str) -> anyhow::Result<TestCerts> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        // A name of its own: OpenSSL looks issuers up by name, and another
+        // server's CA of the same name would fail with "EVP lib" rather
+        // than "certificate verify failed".
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("{ca_name} {}", random_hex(4)?));
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key)?;
+
+        let key = KeyPair::generate()?;
+        let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
+        server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        server.use_authority_key_identifier_extension = true;
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = server.signed_by(&key, &Issuer::from_params(&ca, &ca_key))?;
+        Ok(TestCerts {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
 }
 
 /// Options for a [`PgCluster`]; [`PgCluster::builder`] makes one.
@@ -318,33 +358,11 @@ impl PgCluster {
     /// A CA and a server certificate for `127.0.0.1` and `localhost`;
     /// returns the CA's path.
     fn write_certs(&self) -> anyhow::Result<PathBuf> {
-        let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        // A name of its own: OpenSSL looks issuers up by name, and another
-        // cluster's CA of the same name would fail with "EVP lib" rather
-        // than "certificate verify failed".
-        ca.distinguished_name.push(
-            DnType::CommonName,
-            format!("hoop-tests PostgreSQL CA {}", random_hex(4)?),
-        );
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key)?;
-
-        let key = KeyPair::generate()?;
-        let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])?;
-        server
-            .distinguished_name
-            .push(DnType::CommonName, "127.0.0.1");
-        server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        server.use_authority_key_identifier_extension = true;
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = server.signed_by(&key, &Issuer::from_params(&ca, &ca_key))?;
-
+        let certs = TestCerts::generate("hoop-tests PostgreSQL CA")?;
         let d = self.dir.path();
-        write_owned(&d.join("server.key"), key.serialize_pem().as_bytes(), 0o600)?;
-        write_owned(&d.join("server.crt"), cert.pem().as_bytes(), 0o644)?;
-        write_owned(&d.join("ca.crt"), ca_cert.pem().as_bytes(), 0o644)?;
+        write_owned(&d.join("server.key"), certs.key_pem.as_bytes(), 0o600)?;
+        write_owned(&d.join("server.crt"), certs.cert_pem.as_bytes(), 0o644)?;
+        write_owned(&d.join("ca.crt"), certs.ca_pem.as_bytes(), 0o644)?;
         Ok(d.join("ca.crt"))
     }
 

@@ -4,5 +4,6 @@
 
 #![forbid(unsafe_code)]
 
+pub mod mysql;
 pub mod pg;
 pub mod tunnel;

@@ -3,6 +3,7 @@
 
 pub mod harness;
 pub mod issuer;
+pub mod mysql;
 pub mod oidc;
 pub mod pg;
 pub mod servers;

@@ -211,6 +211,12 @@ pub struct Finding<'m> {
     pub detector: &'m str,
 }
 
+/// Scratch space [`Masker::mask_into`] reuses between values.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    found: Vec<scan::Found>,
+}
+
 /// Everything about a column that does not depend on its values; compute
 /// it once per result set with [`Masker::plan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +372,62 @@ impl Masker {
             Some(r) => self.whole(value, &self.rules[r], plan.json),
             None => self.rewrite(value, ColumnHints::known(plan.hints)),
         }
+    }
+
+    /// Like [`mask_planned`](Masker::mask_planned) without allocating: when
+    /// anything in `value` is masked, appends the masked bytes to `out`,
+    /// calls `hit` once per rewritten span with its detector (or rule)
+    /// name, and returns `true`; otherwise leaves `out` as it was and
+    /// returns `false`. `scratch` is reused from call to call.
+    pub fn mask_into(
+        &self,
+        value: &[u8],
+        plan: &ColumnPlan,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+        mut hit: impl FnMut(&str),
+    ) -> bool {
+        if let Some(r) = plan.rule {
+            let rule = &self.rules[r];
+            if plan.json {
+                out.extend_from_slice(self.whole(value, rule, true).as_bytes());
+            } else {
+                strategy::render(
+                    out,
+                    value,
+                    &rule.label,
+                    rule.strategy,
+                    rule.keep,
+                    Shape::Generic,
+                    &self.key,
+                );
+            }
+            hit(&rule.label);
+            return true;
+        }
+        scratch.found.clear();
+        self.collect(value, ColumnHints::known(plan.hints), &mut scratch.found);
+        if scratch.found.is_empty() {
+            return false;
+        }
+        let mut at = 0;
+        for f in &scratch.found {
+            out.extend_from_slice(&value[at..f.start]);
+            let (label, strategy, shape) = self.describe(f.kind);
+            strategy::render(
+                out,
+                &value[f.start..f.end],
+                label,
+                strategy,
+                self.keep,
+                shape,
+                &self.key,
+            );
+            at = f.end;
+            hit(label);
+        }
+        out.extend_from_slice(&value[at..]);
+        true
     }
 
     fn rewrite<'a>(&self, value: &'a [u8], hints: ColumnHints<'_>) -> MaskResult<'a> {

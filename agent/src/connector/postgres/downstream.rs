@@ -37,11 +37,10 @@ enum Step {
 /// Hands what masking counted to the statement whose results these were.
 fn take_tally(t: &mut Track, mask: &mut Option<&mut MaskState>) {
     if let Some(m) = mask {
-        if !m.tally.is_empty() {
+        let mut summary = m.take_summary();
+        if !summary.is_empty() {
             if let Some(p) = t.pending.front_mut() {
-                p.masked.absorb(&mut m.tally);
-            } else {
-                m.tally = Default::default();
+                p.masked.absorb(&mut summary);
             }
         }
     }
@@ -196,6 +195,10 @@ pub async fn run(
     let result = loop {
         let mut scanned = 0usize;
         let mut out: Vec<Bytes> = Vec::new();
+        // On a masked connection the messages are copied into one buffer
+        // as they are checked (rows masked on the way): one write per
+        // read, however many rows change.
+        let mut copied: Vec<u8> = Vec::new();
         let mut failure = None;
         loop {
             let (tag, len) = match pg::check_header(&buf[scanned..], pg::MAX_MESSAGE_LEN) {
@@ -215,18 +218,18 @@ pub async fn run(
             // Row data and copy data pass without a look unless masked.
             let step = match (tag, mask.as_mut()) {
                 (b'D' | b'd', None) => Step::Pass,
-                (b'D' | b'd', Some(m)) => {
-                    let r = if tag == b'D' {
-                        m.row(&track, msg)
-                    } else {
-                        m.copy_data(msg)
-                    };
-                    match r {
-                        Ok(None) => Step::Pass,
-                        Ok(Some(b)) => Step::Replace(b),
-                        Err(e) => Step::Fail(e),
+                (b'D', Some(m)) => match m.row(&track, msg, &mut copied) {
+                    Ok(()) => {
+                        scanned += len;
+                        continue;
                     }
-                }
+                    Err(e) => Step::Fail(e),
+                },
+                (b'd', Some(m)) => match m.copy_data(msg) {
+                    Ok(None) => Step::Pass,
+                    Ok(Some(b)) => Step::Replace(b),
+                    Err(e) => Step::Fail(e),
+                },
                 _ => match track.lock() {
                     Ok(mut t) => inspect(&ctx, &mut t, tag, msg, mask.as_mut()),
                     Err(_) => {
@@ -235,7 +238,16 @@ pub async fn run(
                     }
                 },
             };
+            let copying = mask.is_some();
             match step {
+                Step::Pass if copying => {
+                    copied.extend_from_slice(&buf[scanned..scanned + len]);
+                    scanned += len;
+                }
+                Step::Replace(b) if copying => {
+                    copied.extend_from_slice(&b);
+                    scanned += len;
+                }
                 Step::Pass => scanned += len,
                 Step::Fail(e) => {
                     failure = Some(RelayError::Masking(e));
@@ -253,7 +265,12 @@ pub async fn run(
                 }
             }
         }
-        if scanned > 0 {
+        if mask.is_some() {
+            let _ = buf.split_to(scanned);
+            if !copied.is_empty() {
+                out.push(Bytes::from(copied));
+            }
+        } else if scanned > 0 {
             out.push(buf.split_to(scanned).freeze());
         }
         // One call for every chunk: masked rows interleave many of them.

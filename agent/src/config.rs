@@ -105,6 +105,8 @@ pub enum ConnectionKind {
     Tcp,
     /// PostgreSQL: the agent logs in to the backend itself.
     Postgres,
+    /// MySQL or MariaDB: the agent logs in to the backend itself.
+    Mysql,
 }
 
 impl ConnectionKind {
@@ -113,6 +115,7 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Tcp => 8999,
             ConnectionKind::Postgres => 5433,
+            ConnectionKind::Mysql => 3307,
         }
     }
 
@@ -120,6 +123,7 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Tcp => "tcp",
             ConnectionKind::Postgres => "postgres",
+            ConnectionKind::Mysql => "mysql",
         }
     }
 }
@@ -149,7 +153,7 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub allow_groups: Vec<String>,
 
-    // Database connections (postgres) only:
+    // Database connections (postgres, mysql) only:
     /// Backend database the agent connects to, and the one a client gets
     /// when it names none (or names this one).
     #[serde(default)]
@@ -178,9 +182,14 @@ pub struct ConnectionConfig {
     /// reach the backend. Default false.
     #[serde(default)]
     pub read_only: bool,
-    /// Record bound parameter values in the audit log. Default false.
+    /// Record bound parameter values in the audit log (postgres). Default
+    /// false.
     #[serde(default)]
     pub audit_parameters: bool,
+    /// Let clients send files with `LOAD DATA LOCAL INFILE` (mysql).
+    /// Default false: the backend refuses such statements.
+    #[serde(default)]
+    pub allow_local_infile: bool,
     /// Statements refused before they reach the backend.
     #[serde(default)]
     pub deny: Vec<DenyRule>,
@@ -316,7 +325,7 @@ impl AgentConfig {
                     c.name
                 ));
             }
-            if c.kind == ConnectionKind::Postgres
+            if matches!(c.kind, ConnectionKind::Postgres | ConnectionKind::Mysql)
                 && matches!(c.tls, TlsMode::Prefer | TlsMode::Require)
                 && c.tls_ca.is_none()
             {
@@ -343,21 +352,22 @@ impl AgentConfig {
 
 /// Checks the database settings against the connection's type.
 fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>) {
+    let kind = c.kind.as_str();
     match c.kind {
-        ConnectionKind::Postgres => {
+        ConnectionKind::Postgres | ConnectionKind::Mysql => {
             if c.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
                 problems.push(format!(
-                    "{key}.user: a postgres connection needs the backend user"
+                    "{key}.user: a {kind} connection needs the backend user"
                 ));
             }
             if c.database.as_deref().is_none_or(|d| d.trim().is_empty()) {
                 problems.push(format!(
-                    "{key}.database: a postgres connection needs the backend database"
+                    "{key}.database: a {kind} connection needs the backend database"
                 ));
             }
             match &c.password {
                 None => problems.push(format!(
-                    "{key}.password: a postgres connection needs the backend password, e.g. password = {{ env = \"PGPASSWORD_APP\" }}"
+                    "{key}.password: a {kind} connection needs the backend password, e.g. password = {{ env = \"DB_PASSWORD_APP\" }}"
                 )),
                 Some(SecretRef::Env { env }) if env.trim().is_empty() => {
                     problems.push(format!("{key}.password.env: must name a variable"))
@@ -371,6 +381,16 @@ fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>)
                 ));
             }
             problems.extend(c.mask.validate(&format!("{key}.mask")));
+            if c.kind == ConnectionKind::Mysql && c.audit_parameters {
+                problems.push(format!(
+                    "{key}.audit_parameters: not supported for mysql connections yet"
+                ));
+            }
+            if c.kind == ConnectionKind::Postgres && c.allow_local_infile {
+                problems.push(format!(
+                    "{key}.allow_local_infile: only mysql connections take this"
+                ));
+            }
             for (j, rule) in c.deny.iter().enumerate() {
                 if let Err(e) = regex::Regex::new(&rule.pattern) {
                     problems.push(format!("{key}.deny[{j}].pattern: {e}"));
@@ -395,6 +415,7 @@ fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>)
                 ("audit_parameters", c.audit_parameters),
                 ("deny", !c.deny.is_empty()),
                 ("mask", c.mask != mask::MaskConfig::default()),
+                ("allow_local_infile", c.allow_local_infile),
             ];
             for (name, set) in db_only {
                 if set {

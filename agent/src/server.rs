@@ -532,6 +532,28 @@ async fn handle_stream(
                 out.database,
             );
         }
+        ConnectionKind::Mysql => {
+            let Some(audit) =
+                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
+            else {
+                return;
+            };
+            let caller = connector::mysql::Caller {
+                session: audit.session.clone(),
+                who: Who::from(&id),
+                audit: shared.audit.clone(),
+                masker: shared.maskers.get(&conn_cfg.name).cloned(),
+            };
+            let out = connector::mysql::serve(conn_cfg, caller, send, recv).await;
+            audit.end(
+                &shared,
+                out.bytes_up,
+                out.bytes_down,
+                out.error,
+                out.client_user,
+                out.database,
+            );
+        }
     }
 }
 

@@ -35,7 +35,7 @@ async fn next(recv: &mut RecvStream, buf: &mut BytesMut) -> anyhow::Result<Optio
 }
 
 /// The output writer for one result set.
-struct Printer {
+pub(crate) struct Printer {
     format: ExecOutput,
     columns: Vec<String>,
     sample: Vec<Vec<Option<String>>>,
@@ -44,7 +44,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(format: ExecOutput, columns: Vec<String>) -> Printer {
+    pub(crate) fn new(format: ExecOutput, columns: Vec<String>) -> Printer {
         let widths = columns.iter().map(|c| c.chars().count()).collect();
         Printer {
             format,
@@ -55,7 +55,11 @@ impl Printer {
         }
     }
 
-    fn row(&mut self, out: &mut impl Write, row: Vec<Option<String>>) -> std::io::Result<()> {
+    pub(crate) fn row(
+        &mut self,
+        out: &mut impl Write,
+        row: Vec<Option<String>>,
+    ) -> std::io::Result<()> {
         match self.format {
             ExecOutput::Json => {
                 let obj: serde_json::Map<String, serde_json::Value> = self
@@ -96,7 +100,7 @@ impl Printer {
         }
     }
 
-    fn flush_sample(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+    pub(crate) fn flush_sample(&mut self, out: &mut impl Write) -> std::io::Result<()> {
         if self.started || self.format != ExecOutput::Table {
             return Ok(());
         }
@@ -154,7 +158,7 @@ fn describe_error(f: &ErrorFields) -> String {
     s
 }
 
-/// Runs `sql` on the postgres connection `name`.
+/// Runs `sql` on the database connection `name`.
 pub async fn run(
     client: Arc<AgentClient>,
     name: &str,
@@ -165,6 +169,9 @@ pub async fn run(
     let list = client.list_connections().await?;
     match list.iter().find(|c| c.name == name) {
         Some(c) if c.kind == "postgres" => {}
+        Some(c) if c.kind == "mysql" => {
+            return crate::exec_mysql::run(client.clone(), name, database, sql, format).await;
+        }
         Some(c) => bail!(
             "hoop exec runs SQL on database connections; {name:?} is of type {}",
             c.kind

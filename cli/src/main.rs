@@ -4,6 +4,7 @@ mod args;
 mod client;
 mod connect;
 mod exec;
+mod exec_mysql;
 mod login;
 mod oidc;
 mod session;

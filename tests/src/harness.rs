@@ -139,6 +139,12 @@ impl Conn {
             ..Conn::tcp(name, address)
         }
     }
+    pub fn mysql(name: &str, address: impl ToString) -> Conn {
+        Conn {
+            kind: "mysql".into(),
+            ..Conn::tcp(name, address)
+        }
+    }
     /// Appends `toml` (lines of `key = value`, then sub-tables) to this
     /// connection's table.
     pub fn extra(mut self, toml: &str) -> Conn {

@@ -40,8 +40,12 @@ pub struct DevArgs {
     /// A PostgreSQL backend callers may open as NAME (repeatable); the
     /// agent logs in with the URL's user and password.
     #[arg(long = "postgres", value_name = "NAME=postgres://USER:PASS@HOST:PORT/DB", value_parser = parse_postgres)]
-    pub postgres: Vec<PgUrl>,
-    /// Mask results of the `--postgres` connection NAME (repeatable) with
+    pub postgres: Vec<DbUrl>,
+    /// A MySQL or MariaDB backend callers may open as NAME (repeatable);
+    /// the agent logs in with the URL's user and password.
+    #[arg(long = "mysql", value_name = "NAME=mysql://USER:PASS@HOST:PORT/DB", value_parser = parse_mysql)]
+    pub mysql: Vec<DbUrl>,
+    /// Mask results of the `--postgres` or `--mysql` connection NAME (repeatable) with
     /// the demo profile: every built-in detector, `partial` strategy, and
     /// whole-value rules for `*password*`, `*secret*` and `*ssn*` columns.
     #[arg(long = "mask", value_name = "NAME")]
@@ -76,9 +80,12 @@ pub struct DevArgs {
     pub allow_non_loopback: bool,
 }
 
-/// `NAME=postgres://user:pass@host:port/db` from `--postgres`.
+/// `NAME=postgres://user:pass@host:port/db` from `--postgres`, or
+/// `NAME=mysql://...` from `--mysql`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PgUrl {
+pub struct DbUrl {
+    /// `postgres` or `mysql`.
+    pub scheme: &'static str,
     pub name: String,
     pub address: String,
     pub user: String,
@@ -86,30 +93,45 @@ pub struct PgUrl {
     pub database: String,
 }
 
-impl std::fmt::Debug for PgUrl {
+impl std::fmt::Debug for DbUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}=postgres://{}:***@{}/{}",
-            self.name, self.user, self.address, self.database
+            "{}={}://{}:***@{}/{}",
+            self.name, self.scheme, self.user, self.address, self.database
         )
     }
 }
 
 /// Parses `NAME=postgres://USER:PASS@HOST:PORT/DB` (port default 5432,
 /// database default the user).
-pub fn parse_postgres(s: &str) -> Result<PgUrl, String> {
+pub fn parse_postgres(s: &str) -> Result<DbUrl, String> {
+    parse_db_url(s, "postgres", &["postgres", "postgresql"], 5432)
+}
+
+/// Parses `NAME=mysql://USER:PASS@HOST:PORT/DB` (port default 3306,
+/// database default the user).
+pub fn parse_mysql(s: &str) -> Result<DbUrl, String> {
+    parse_db_url(s, "mysql", &["mysql", "mariadb"], 3306)
+}
+
+fn parse_db_url(
+    s: &str,
+    scheme: &'static str,
+    schemes: &[&str],
+    default_port: u16,
+) -> Result<DbUrl, String> {
     let (name, url) = s
         .split_once('=')
-        .ok_or_else(|| "expected NAME=postgres://USER:PASS@HOST:PORT/DB".to_string())?;
+        .ok_or_else(|| format!("expected NAME={scheme}://USER:PASS@HOST:PORT/DB"))?;
     let u = url::Url::parse(url).map_err(|e| format!("{name}: not a URL: {e}"))?;
-    if !matches!(u.scheme(), "postgres" | "postgresql") {
-        return Err(format!("{name}: the URL must start with postgres://"));
+    if !schemes.contains(&u.scheme()) {
+        return Err(format!("{name}: the URL must start with {scheme}://"));
     }
     let host = u
         .host_str()
         .ok_or_else(|| format!("{name}: the URL has no host"))?;
-    let port = u.port().unwrap_or(5432);
+    let port = u.port().unwrap_or(default_port);
     let user = url::form_urlencoded::parse(u.username().as_bytes())
         .next()
         .map(|(k, _)| k.into_owned())
@@ -127,7 +149,8 @@ pub fn parse_postgres(s: &str) -> Result<PgUrl, String> {
         })
         .unwrap_or_default();
     let database = u.path().trim_start_matches('/');
-    Ok(PgUrl {
+    Ok(DbUrl {
+        scheme,
         name: name.to_string(),
         address: if host.contains(':') {
             format!("[{host}]:{port}")
@@ -217,10 +240,10 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
                 "allow_groups": args.groups,
             })
         })
-        .chain(args.postgres.iter().map(|p| {
+        .chain(args.postgres.iter().chain(&args.mysql).map(|p| {
             json!({
                 "name": p.name,
-                "type": "postgres",
+                "type": p.scheme,
                 "address": p.address,
                 "user": p.user,
                 "database": p.database,
@@ -253,9 +276,14 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
         problems.push("--groups: give one or more non-empty group names".to_string());
     }
     for m in &args.mask {
-        if !args.postgres.iter().any(|p| &p.name == m) {
+        if !args
+            .postgres
+            .iter()
+            .chain(&args.mysql)
+            .any(|p| &p.name == m)
+        {
             problems.push(format!(
-                "--mask {m}: no --postgres connection is named {m:?}"
+                "--mask {m}: no --postgres or --mysql connection is named {m:?}"
             ));
         }
     }
@@ -349,7 +377,7 @@ fn ensure_identity(dir: &Path, sans: &[String]) -> anyhow::Result<String> {
 /// Runs the dev agent until SIGINT or SIGTERM.
 pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     check_listen(&args)?;
-    if args.tcp.is_empty() && args.postgres.is_empty() {
+    if args.tcp.is_empty() && args.postgres.is_empty() && args.mysql.is_empty() {
         // Nothing to reach yet: offer a built-in echo service so that the
         // quick start (login, connect, type) works out of the box.
         let addr = start_echo().await?;
@@ -476,17 +504,18 @@ impl Ready<'_> {
         let _ = writeln!(s, "idp: {idp}");
         let _ = writeln!(s, "user: {} groups={}", args.user, args.groups.join(","));
         let _ = writeln!(s, "client-credentials: {ci} {secret}");
-        if args.tcp.is_empty() && args.postgres.is_empty() {
+        if args.tcp.is_empty() && args.postgres.is_empty() && args.mysql.is_empty() {
             let _ = writeln!(s, "connections: none (add --tcp NAME=HOST:PORT)");
         }
         for t in &args.tcp {
             let _ = writeln!(s, "connection: {} tcp {}", t.name, t.address);
         }
-        for p in &args.postgres {
+        for p in args.postgres.iter().chain(&args.mysql) {
             let _ = writeln!(
                 s,
-                "connection: {} postgres {} (as {}, database {}){}",
+                "connection: {} {} {} (as {}, database {}){}",
                 p.name,
+                p.scheme,
                 p.address,
                 p.user,
                 p.database,

@@ -224,7 +224,27 @@ fn mask_turns_on_the_demo_profile_for_a_postgres_connection() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("--mask echo: no --postgres connection"),
+        err.contains("--mask echo: no --postgres or --mysql connection"),
         "{err}"
     );
+}
+
+#[test]
+fn mysql_urls_become_mysql_connections() {
+    let a = args(&[
+        "--mysql",
+        "shop=mysql://app:p%40ss@127.0.0.1/shopdb",
+        "--mask",
+        "shop",
+    ])
+    .unwrap();
+    assert_eq!(a.mysql[0].address, "127.0.0.1:3306");
+    assert_eq!(a.mysql[0].password, "p@ss");
+    assert!(!format!("{:?}", a.mysql[0]).contains("p@ss"));
+    let cfg = agent_config(&a, Path::new("/tmp/x"), "http://127.0.0.1:1").unwrap();
+    let shop = cfg.connection("shop").unwrap();
+    assert_eq!(shop.kind, crate::config::ConnectionKind::Mysql);
+    assert_eq!(shop.database.as_deref(), Some("shopdb"));
+    assert!(shop.mask.is_enabled());
+    assert!(args(&["--mysql", "shop=postgres://a:b@h/d"]).is_err());
 }

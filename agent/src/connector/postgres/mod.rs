@@ -50,15 +50,7 @@ pub struct Caller {
     pub masker: Option<Arc<crate::mask::Masker>>,
 }
 
-/// How a session ended, for the session's audit record.
-pub struct Outcome {
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub error: Option<String>,
-    /// The client's user name, the database and application, when known.
-    pub client_user: Option<String>,
-    pub database: Option<String>,
-}
+pub use super::Outcome;
 
 fn fatal(sqlstate: &str, message: &str, hint: Option<&str>) -> Bytes {
     let mut f = ErrorFields::new(Severity::Fatal, sqlstate, message, None);

@@ -1,0 +1,459 @@
+//! MySQL connections end to end against a real MariaDB server that the
+//! tests start (`mariadbd` in a temp dir), with real clients: the
+//! `mariadb` command-line client, `mariadb-dump`, PyMySQL, and a raw
+//! client built from hoop's own codecs for the binary protocol (prepared
+//! statements), which none of the others speak.
+
+#[path = "postgres_common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use bytes::{Bytes, BytesMut};
+use common::{HOOP_USER, Proxy, Setup};
+use hoop_proto::mysql::{
+    self, BinaryRow, ColumnDefinition, HandshakeResponse, InitialHandshake, Packet, RowPacketKind,
+    StmtPrepareOk, classify_row_packet, flags::*,
+};
+use hoop_tests::harness::Conn;
+use hoop_tests::mysql::{
+    APP_DB, MariaDb, OTHER_DB, mysql_at, mysql_command, mysqldump_command, python_mysql_client,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A mysql connection to `db`'s app database as the app user.
+fn my_conn(name: &str, db: &MariaDb) -> Conn {
+    Conn::mysql(name, db.addr()).extra(&format!(
+        "user = {:?}\ndatabase = {APP_DB:?}\npassword = {{ value = {:?} }}\ntls = \"disable\"",
+        db.app_user(),
+        db.app_password()
+    ))
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `mariadb -N -B -e SQL` through hoop, with no password.
+fn q(port: u16, sql: &str) -> Output {
+    mysql_at("127.0.0.1", port, "alice", APP_DB, &["-N", "-B", "-e", sql])
+}
+
+fn q_ok(port: u16, sql: &str) -> String {
+    let out = q(port, sql);
+    assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    stdout(&out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_client_logs_in_without_a_password_and_statements_are_audited() {
+    let db = MariaDb::start().unwrap();
+    let s = Setup::start(&[my_conn("shop", &db)]).await;
+    let proxy_target = s.connect("shop");
+    // Watch what the client side sees.
+    let proxy = Proxy::start(proxy_target.addr).await.unwrap();
+    let port = proxy.addr.port();
+
+    assert_eq!(
+        q_ok(port, "select current_user(), database()"),
+        "app@%\tappdb"
+    );
+    q_ok(
+        port,
+        "create table t (id int primary key, name varchar(50)); insert into t values (1, 'a'), (2, 'b')",
+    );
+    assert_eq!(q_ok(port, "select count(*) from t"), "2");
+    // Multi-statement queries come back as several results.
+    assert_eq!(q_ok(port, "select 1; select 2"), "1\n2");
+    // `hoop exec` speaks the protocol itself.
+    let out = s.agent.run_hoop(
+        Some(&s.token),
+        &[
+            "exec",
+            "shop",
+            "-i",
+            "select count(*) as n from t; select 'x' as y",
+            "-o",
+            "csv",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "n\n2\ny\nx");
+    let out = s.agent.run_hoop(
+        Some(&s.token),
+        &["exec", "shop", "-i", "select * from nope"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ERROR 1146"), "{}", stderr(&out));
+
+    for (up, down) in proxy.recorded() {
+        for bytes in [&up, &down] {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains(db.app_password()),
+                "the password reached the client side"
+            );
+        }
+    }
+    let ev = s.wait_audit("the insert's statement event", |evs| {
+        evs.iter()
+            .find(|e| {
+                e["event"] == "statement"
+                    && e["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("insert into t"))
+            })
+            .cloned()
+    });
+    assert_eq!(ev["user"], HOOP_USER);
+    assert_eq!(ev["connection"], "shop");
+    assert_eq!(ev["rows"], 2, "{ev:#}");
+    assert_eq!(ev["outcome"], "ok");
+    let end = s.wait_event("session_end", |e| e["connection"] == "shop");
+    assert_eq!(end["client_user"], "alice", "{end:#}");
+    assert_eq!(end["database"], APP_DB);
+    assert!(end["bytes_up"].as_u64().unwrap() > 0, "{end:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_backend_password_and_unlisted_database_give_clear_errors() {
+    let db = MariaDb::start().unwrap();
+    let wrong = Conn::mysql("wrong", db.addr()).extra(&format!(
+        "user = {:?}\ndatabase = {APP_DB:?}\npassword = {{ value = \"not-the-password\" }}\ntls = \"disable\"",
+        db.app_user()
+    ));
+    let listed = my_conn("shop", &db).extra(&format!("databases = [{OTHER_DB:?}]"));
+    let s = Setup::start(&[wrong, listed]).await;
+
+    let c = s.connect("wrong");
+    let out = q(c.addr.port(), "select 1");
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("ERROR 1045"), "{err}");
+    assert!(
+        err.contains("hoop could not log in to the database of connection \"wrong\""),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-password"), "{err}");
+
+    let c = s.connect("shop");
+    let out = mysql_at(
+        "127.0.0.1",
+        c.addr.port(),
+        "alice",
+        "mysql",
+        &["-N", "-B", "-e", "select 1"],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("ERROR 1044"), "{err}");
+    assert!(
+        err.contains("not available through connection \"shop\""),
+        "{err}"
+    );
+    // A listed database works, at login and with USE.
+    let out = mysql_at(
+        "127.0.0.1",
+        c.addr.port(),
+        "alice",
+        OTHER_DB,
+        &["-N", "-B", "-e", "select database()"],
+    );
+    assert_eq!(stdout(&out), OTHER_DB, "{}", stderr(&out));
+    let out = q(c.addr.port(), "use mysql");
+    assert!(stderr(&out).contains("ERROR 1044"), "{}", stderr(&out));
+    assert_eq!(
+        q_ok(c.addr.port(), &format!("use {OTHER_DB}; select database()")),
+        OTHER_DB
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guardrails_refuse_and_the_session_goes_on() {
+    let db = MariaDb::start().unwrap();
+    db.sql(APP_DB, "create table t (id int); insert into t values (1)")
+        .unwrap();
+    let deny = "[[connection.deny]]\npattern = \"(?i)\\\\bdrop\\\\s+table\\\\b\"\nmessage = \"DROP TABLE is not allowed through hoop\"";
+    let ro = Conn::mysql("ro", db.addr()).extra(&format!(
+        "user = {:?}\ndatabase = {APP_DB:?}\npassword = {{ value = {:?} }}\ntls = \"disable\"\nread_only = true",
+        db.app_user(),
+        db.app_password()
+    ));
+    let s = Setup::start(&[my_conn("shop", &db).extra(deny), ro]).await;
+
+    let c = s.connect("shop");
+    // Statements from stdin, one command each: the refused one gets an
+    // error and the next runs in the same session.
+    let mut child = mysql_command("127.0.0.1", c.addr.port(), "alice", APP_DB)
+        .args(["-N", "-B", "--force"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"drop table t;\nselect count(*) from t;\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("ERROR 1142"), "{err}");
+    assert!(
+        err.contains("DROP TABLE is not allowed through hoop"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "1", "{err}");
+    s.wait_audit("the refusal", |evs| {
+        evs.iter()
+            .find(|e| e["event"] == "statement_refused" && e["kind"] == "query")
+            .cloned()
+    });
+
+    let c = s.connect("ro");
+    assert_eq!(q_ok(c.addr.port(), "select count(*) from t"), "1");
+    let out = q(c.addr.port(), "insert into t values (2)");
+    assert!(
+        stderr(&out).contains("this connection is read-only"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(db.sql(APP_DB, "select count(*) from t").unwrap(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pymysql_scenarios_dump_and_port_probe() {
+    let db = MariaDb::start().unwrap();
+    let s = Setup::start(&[my_conn("shop", &db)]).await;
+    let c = s.connect("shop");
+    let port = c.addr.port();
+
+    // A port probe that connects and closes does not disturb the tunnel.
+    for _ in 0..3 {
+        drop(TcpStream::connect(c.addr).await.unwrap());
+    }
+    for scenario in ["basic", "error", "large", "kill"] {
+        let out = python_mysql_client("127.0.0.1", port, "alice", APP_DB, scenario)
+            .unwrap()
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{scenario}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    // LOAD DATA LOCAL INFILE is off unless the connection allows it.
+    let out = python_mysql_client("127.0.0.1", port, "alice", APP_DB, "infile")
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+
+    q_ok(
+        port,
+        "create table d (id int primary key, v text); insert into d values (1, 'x')",
+    );
+    let out = mysqldump_command("127.0.0.1", port, "alice")
+        .arg(APP_DB)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dump = stdout(&out);
+    assert!(dump.contains("CREATE TABLE `d`"), "{dump}");
+    assert!(dump.contains("INSERT INTO `d` VALUES"), "{dump}");
+    assert!(dump.contains("(1,'x')"), "{dump}");
+}
+
+const MASK: &str = r#"
+[connection.mask]
+detectors = "all"
+strategy = "partial"
+[[connection.mask.column]]
+pattern = "people.ssn*"
+strategy = "redact"
+"#;
+
+/// A raw client for the binary protocol, on hoop's own codecs.
+struct RawMy {
+    stream: TcpStream,
+    buf: BytesMut,
+    caps: u64,
+}
+
+impl RawMy {
+    async fn connect(port: u16) -> RawMy {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut buf = BytesMut::new();
+        let greeting = Self::read(&mut stream, &mut buf).await;
+        let hs = InitialHandshake::decode(&greeting.payload).unwrap();
+        let caps = (CLIENT_PROTOCOL_41
+            | CLIENT_SECURE_CONNECTION
+            | CLIENT_PLUGIN_AUTH
+            | CLIENT_DEPRECATE_EOF
+            | CLIENT_TRANSACTIONS)
+            & hs.capabilities;
+        let hello = HandshakeResponse {
+            capabilities: caps,
+            max_packet_size: 1 << 24,
+            charset: 45,
+            username: Bytes::from_static(b"bob"),
+            auth_response: Bytes::new(),
+            auth_plugin: Some("mysql_native_password".into()),
+            ..HandshakeResponse::default()
+        };
+        let mut out = BytesMut::new();
+        mysql::write_packet(&mut out, 1, |o| hello.encode(o)).unwrap();
+        stream.write_all(&out).await.unwrap();
+        let ok = Self::read(&mut stream, &mut buf).await;
+        assert_eq!(ok.first(), Some(0x00), "login: {:?}", ok.payload);
+        RawMy { stream, buf, caps }
+    }
+
+    async fn read(stream: &mut TcpStream, buf: &mut BytesMut) -> Packet {
+        loop {
+            if let Some(p) = mysql::split_packet(buf, mysql::MAX_PACKET_LEN).unwrap() {
+                return p;
+            }
+            assert!(stream.read_buf(buf).await.unwrap() > 0, "closed");
+        }
+    }
+
+    async fn next(&mut self) -> Packet {
+        Self::read(&mut self.stream, &mut self.buf).await
+    }
+
+    async fn command(&mut self, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        mysql::encode_packet(0, payload, &mut out).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// Prepares `sql` (no parameters) and executes it; the rows as
+    /// binary values, with the column types.
+    async fn prepared_rows(&mut self, sql: &str) -> (Vec<u8>, Vec<Vec<Option<Vec<u8>>>>) {
+        let mut cmd = vec![0x16];
+        cmd.extend_from_slice(sql.as_bytes());
+        self.command(&cmd).await;
+        let ok = StmtPrepareOk::decode(&self.next().await.payload).unwrap();
+        for _ in 0..ok.num_params + ok.num_columns {
+            self.next().await;
+        }
+        let mut exec = vec![0x17];
+        exec.extend_from_slice(&ok.statement_id.to_le_bytes());
+        exec.push(0);
+        exec.extend_from_slice(&1u32.to_le_bytes());
+        self.command(&exec).await;
+        let head = self.next().await;
+        let n = head.payload[0] as usize;
+        let mut types = Vec::new();
+        for _ in 0..n {
+            let d = ColumnDefinition::decode(&self.next().await.payload, self.caps).unwrap();
+            types.push(d.column_type);
+        }
+        let mut rows = Vec::new();
+        loop {
+            let p = self.next().await;
+            match classify_row_packet(&p.payload) {
+                RowPacketKind::Row => {
+                    let r = BinaryRow::decode(&p.payload, &types).unwrap();
+                    rows.push(r.iter().map(|v| v.map(<[u8]>::to_vec)).collect());
+                }
+                RowPacketKind::End => break,
+                RowPacketKind::Err => panic!("error: {:?}", p.payload),
+            }
+        }
+        (types, rows)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_and_binary_rows_and_errors_are_masked() {
+    let db = MariaDb::start().unwrap();
+    db.sql(
+        APP_DB,
+        "create table people (id int primary key, email varchar(100) unique, note text, ssn varchar(11), ssn_num bigint, doc json);
+         insert into people values
+           (1, 'maria@example.com', 'card 4242 4242 4242 4242 on file', '123-45-6789', 123456789, '{\"mail\": \"maria@example.com\"}'),
+           (2, 'none', 'order ORD-2024-000123', null, null, '{\"n\": 2}');",
+    )
+    .unwrap();
+    let s = Setup::start(&[my_conn("shop", &db).extra(MASK)]).await;
+    let c = s.connect("shop");
+    let port = c.addr.port();
+
+    let text = q_ok(
+        port,
+        "select id, email, note, ssn, ssn_num, doc from people order by id",
+    );
+    for raw in [
+        "maria@example.com",
+        "4242 4242 4242 4242",
+        "123-45-6789",
+        "123456789",
+    ] {
+        assert!(!text.contains(raw), "{raw} in {text}");
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("1\tm****@example.com\tcard **** **** **** 4242 on file\t"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1],
+        "2\tnone\torder ORD-2024-000123\tNULL\tNULL\t{\"n\": 2}"
+    );
+
+    // Binary rows (a prepared statement): strings masked, a bigint that a
+    // column rule hides is NULL.
+    let mut raw = RawMy::connect(port).await;
+    let (_, rows) = raw
+        .prepared_rows("select email, note, ssn_num, id from people order by id")
+        .await;
+    assert_eq!(rows[0][0].as_deref(), Some(&b"m****@example.com"[..]));
+    assert_eq!(
+        rows[0][1].as_deref(),
+        Some(&b"card **** **** **** 4242 on file"[..])
+    );
+    assert_eq!(rows[0][2], None);
+    assert_eq!(rows[1][0].as_deref(), Some(&b"none"[..]));
+
+    // A duplicate-key error carries the value.
+    let out = q(
+        port,
+        "insert into people (id, email) values (3, 'maria@example.com')",
+    );
+    let err = stderr(&out);
+    // The client echoes its own statement; the server's message is masked.
+    let line = err
+        .lines()
+        .find(|l| l.contains("ERROR 1062"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(!line.contains("maria@example.com"), "{line}");
+    assert!(
+        line.contains("Duplicate entry 'm****@example.com' for key 'email'"),
+        "{line}"
+    );
+
+    let ev = s.wait_audit("an execute with a nulled column", |evs| {
+        evs.iter()
+            .find(|e| {
+                e["event"] == "statement"
+                    && e["kind"] == "execute"
+                    && e["masked"]["nulled"]
+                        .as_array()
+                        .is_some_and(|n| n.iter().any(|c| c == "ssn_num"))
+            })
+            .cloned()
+    });
+    assert!(ev["masked"]["values"].as_u64().unwrap() >= 2, "{ev:#}");
+    let audit = std::fs::read_to_string(s.agent.data_dir().join("audit/audit.jsonl")).unwrap();
+    assert!(!audit.contains("4242 4242 4242 4242"));
+}

@@ -290,6 +290,20 @@ proptest! {
     }
 
     #[test]
+    fn valid_utf8_stays_valid(
+        value in sensitive(),
+        (prefix, suffix) in around(),
+        strategy in proptest::sample::select(&[Rewrite::Redact, Rewrite::Partial, Rewrite::Hash][..]),
+        utf8_email in "[a-zé中]{1,6}@[a-zü]{1,6}\\.(com|de)",
+    ) {
+        let m = masker_with(strategy);
+        for cell in [format!("{prefix}{value}{suffix}"), format!("{prefix}{utf8_email}{suffix}")] {
+            let out = m.mask(cell.as_bytes(), &ColumnContext::named("notes"));
+            prop_assert!(std::str::from_utf8(out.as_bytes()).is_ok(), "{cell:?} -> {:?}", out.as_bytes());
+        }
+    }
+
+    #[test]
     fn any_bytes_are_safe(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let m = all();
         let f = m.findings(&bytes, &ColumnContext::named("notes"));

@@ -6,50 +6,18 @@
 
 #[path = "postgres_common/mod.rs"]
 mod common;
+mod mysql_common;
 
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
-use bytes::{Bytes, BytesMut};
-use common::{HOOP_USER, Proxy, Setup};
-use hoop_proto::mysql::{
-    self, BinaryRow, ColumnDefinition, HandshakeResponse, InitialHandshake, Packet, RowPacketKind,
-    StmtPrepareOk, classify_row_packet, flags::*,
-};
+use common::{HOOP_USER, Proxy, Setup, stderr, stdout};
 use hoop_tests::harness::Conn;
 use hoop_tests::mysql::{
     APP_DB, MariaDb, OTHER_DB, mysql_at, mysql_command, mysqldump_command, python_mysql_client,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use mysql_common::{RawMy, my_conn, q, q_ok};
 use tokio::net::TcpStream;
-
-/// A mysql connection to `db`'s app database as the app user.
-fn my_conn(name: &str, db: &MariaDb) -> Conn {
-    Conn::mysql(name, db.addr()).extra(&format!(
-        "user = {:?}\ndatabase = {APP_DB:?}\npassword = {{ value = {:?} }}\ntls = \"disable\"",
-        db.app_user(),
-        db.app_password()
-    ))
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// `mariadb -N -B -e SQL` through hoop, with no password.
-fn q(port: u16, sql: &str) -> Output {
-    mysql_at("127.0.0.1", port, "alice", APP_DB, &["-N", "-B", "-e", sql])
-}
-
-fn q_ok(port: u16, sql: &str) -> String {
-    let out = q(port, sql);
-    assert!(out.status.success(), "{sql}: {}", stderr(&out));
-    stdout(&out)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_client_logs_in_without_a_password_and_statements_are_audited() {
@@ -280,99 +248,6 @@ strategy = "partial"
 pattern = "people.ssn*"
 strategy = "redact"
 "#;
-
-/// A raw client for the binary protocol, on hoop's own codecs.
-struct RawMy {
-    stream: TcpStream,
-    buf: BytesMut,
-    caps: u64,
-}
-
-impl RawMy {
-    async fn connect(port: u16) -> RawMy {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let mut buf = BytesMut::new();
-        let greeting = Self::read(&mut stream, &mut buf).await;
-        let hs = InitialHandshake::decode(&greeting.payload).unwrap();
-        let caps = (CLIENT_PROTOCOL_41
-            | CLIENT_SECURE_CONNECTION
-            | CLIENT_PLUGIN_AUTH
-            | CLIENT_DEPRECATE_EOF
-            | CLIENT_TRANSACTIONS)
-            & hs.capabilities;
-        let hello = HandshakeResponse {
-            capabilities: caps,
-            max_packet_size: 1 << 24,
-            charset: 45,
-            username: Bytes::from_static(b"bob"),
-            auth_response: Bytes::new(),
-            auth_plugin: Some("mysql_native_password".into()),
-            ..HandshakeResponse::default()
-        };
-        let mut out = BytesMut::new();
-        mysql::write_packet(&mut out, 1, |o| hello.encode(o)).unwrap();
-        stream.write_all(&out).await.unwrap();
-        let ok = Self::read(&mut stream, &mut buf).await;
-        assert_eq!(ok.first(), Some(0x00), "login: {:?}", ok.payload);
-        RawMy { stream, buf, caps }
-    }
-
-    async fn read(stream: &mut TcpStream, buf: &mut BytesMut) -> Packet {
-        loop {
-            if let Some(p) = mysql::split_packet(buf, mysql::MAX_PACKET_LEN).unwrap() {
-                return p;
-            }
-            assert!(stream.read_buf(buf).await.unwrap() > 0, "closed");
-        }
-    }
-
-    async fn next(&mut self) -> Packet {
-        Self::read(&mut self.stream, &mut self.buf).await
-    }
-
-    async fn command(&mut self, payload: &[u8]) {
-        let mut out = BytesMut::new();
-        mysql::encode_packet(0, payload, &mut out).unwrap();
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    /// Prepares `sql` (no parameters) and executes it; the rows as
-    /// binary values, with the column types.
-    async fn prepared_rows(&mut self, sql: &str) -> (Vec<u8>, Vec<Vec<Option<Vec<u8>>>>) {
-        let mut cmd = vec![0x16];
-        cmd.extend_from_slice(sql.as_bytes());
-        self.command(&cmd).await;
-        let ok = StmtPrepareOk::decode(&self.next().await.payload).unwrap();
-        for _ in 0..ok.num_params + ok.num_columns {
-            self.next().await;
-        }
-        let mut exec = vec![0x17];
-        exec.extend_from_slice(&ok.statement_id.to_le_bytes());
-        exec.push(0);
-        exec.extend_from_slice(&1u32.to_le_bytes());
-        self.command(&exec).await;
-        let head = self.next().await;
-        let n = head.payload[0] as usize;
-        let mut types = Vec::new();
-        for _ in 0..n {
-            let d = ColumnDefinition::decode(&self.next().await.payload, self.caps).unwrap();
-            types.push(d.column_type);
-        }
-        let mut rows = Vec::new();
-        loop {
-            let p = self.next().await;
-            match classify_row_packet(&p.payload) {
-                RowPacketKind::Row => {
-                    let r = BinaryRow::decode(&p.payload, &types).unwrap();
-                    rows.push(r.iter().map(|v| v.map(<[u8]>::to_vec)).collect());
-                }
-                RowPacketKind::End => break,
-                RowPacketKind::Err => panic!("error: {:?}", p.payload),
-            }
-        }
-        (types, rows)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn text_and_binary_rows_and_errors_are_masked() {

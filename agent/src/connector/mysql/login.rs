@@ -34,12 +34,22 @@ pub enum LoginError {
     /// The backend said no; its code and message go to the client.
     #[error("the backend refused the login: {}", .0.message_lossy())]
     Backend(ErrPacket),
+    /// A refusal over plain TCP from a backend that offers TLS: a server
+    /// that requires secure transport says "access denied" like for a
+    /// wrong password (MariaDB: 1045), so say what else it may mean.
+    #[error(
+        "the backend refused the login: {}; the backend offers TLS, which this connection \
+         does not use (tls = \"disable\"): if it requires secure transport, set \
+         tls = \"verify-full\" and tls_ca",
+        .0.message_lossy()
+    )]
+    BackendWithoutTls(ErrPacket),
     #[error(
         "the backend asks for the password in clear over an unencrypted connection; \
          set tls = \"require\" or better, or allow_cleartext_password = true"
     )]
     CleartextRefused,
-    #[error("the backend asks for an authentication method hoop does not support ({0})")]
+    #[error("the backend asks for something hoop does not support: {0}")]
     Unsupported(String),
     #[error("the backend's RSA key exchange failed: {0}")]
     Rsa(String),
@@ -188,15 +198,22 @@ pub async fn login(
         .clone()
         .unwrap_or_else(|| MYSQL_NATIVE_PASSWORD.to_string());
     let first = proof(&plugin, &password, &nonce, tls, cfg)?;
+    if caps & CLIENT_CONNECT_WITH_DB == 0 && !wanted.database.is_empty() {
+        return Err(LoginError::Unsupported(
+            "choosing a database at login (CLIENT_CONNECT_WITH_DB)".into(),
+        ));
+    }
+    // Each optional field only when the server reads it.
+    let has = |flag: u64| caps & flag != 0;
     let response = HandshakeResponse {
         capabilities: caps,
         max_packet_size: wanted.max_packet_size,
         charset: wanted.charset,
         username: Bytes::from(cfg.user.clone().unwrap_or_default()),
         auth_response: Bytes::from(first),
-        database: Some(Bytes::from(wanted.database.to_string())),
-        auth_plugin: Some(plugin.clone()),
-        connect_attrs: Some(wanted.connect_attrs),
+        database: has(CLIENT_CONNECT_WITH_DB).then(|| Bytes::from(wanted.database.to_string())),
+        auth_plugin: has(CLIENT_PLUGIN_AUTH).then(|| plugin.clone()),
+        connect_attrs: has(CLIENT_CONNECT_ATTRS).then_some(wanted.connect_attrs),
         zstd_level: None,
     };
     let mut out = BytesMut::new();
@@ -218,6 +235,9 @@ pub async fn login(
                     ok,
                     leftover: buf,
                 });
+            }
+            AuthPacket::Err(e) if !tls && server_caps & CLIENT_SSL != 0 => {
+                return Err(LoginError::BackendWithoutTls(e));
             }
             AuthPacket::Err(e) => return Err(LoginError::Backend(e)),
             AuthPacket::Switch(sw) => {
@@ -278,6 +298,8 @@ fn proof(
         SHA256_PASSWORD => Ok(vec![auth::SHA256_REQUEST_PUBLIC_KEY]),
         MYSQL_CLEAR_PASSWORD if tls || cfg.allow_cleartext_password => cleartext(pw),
         MYSQL_CLEAR_PASSWORD => Err(LoginError::CleartextRefused),
-        other => Err(LoginError::Unsupported(other.to_string())),
+        other => Err(LoginError::Unsupported(format!(
+            "the authentication method {other}"
+        ))),
     }
 }

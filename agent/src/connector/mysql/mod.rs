@@ -34,6 +34,13 @@ use crate::config::ConnectionConfig;
 use crate::guard::Guard;
 use crate::mask::Masker;
 
+/// ER_UNKNOWN_ERROR: the code of the agent's own errors (backend
+/// unreachable, TLS to it failed, a session ended by the agent). Not the
+/// client-side codes such as 2003 or 2013: libmariadb reads a server's ERR
+/// packet carrying one as "Received malformed packet" (2027) and drops the
+/// message.
+const ER_HOOP: u16 = 1105;
+
 /// How long a client may take to answer the greeting.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -82,20 +89,31 @@ async fn refuse(send: &mut SendStream, seq: u8, err: &ErrPacket) {
     let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
 }
 
+/// Why a packet could not be read from the client.
+#[derive(Debug, thiserror::Error)]
+enum ClientError {
+    /// Bad framing (too long, continuation out of sequence): worth an ERR.
+    #[error("{0}")]
+    Malformed(mysql::DecodeError),
+    /// The tunnel stream failed: nobody to tell.
+    #[error("{0}")]
+    Io(String),
+}
+
 /// Reads one logical packet from the client.
 async fn client_packet(
     recv: &mut RecvStream,
     buf: &mut BytesMut,
     max: usize,
-) -> Result<Option<mysql::Packet>, String> {
+) -> Result<Option<mysql::Packet>, ClientError> {
     loop {
-        if let Some(p) = mysql::split_packet(buf, max).map_err(|e| e.to_string())? {
+        if let Some(p) = mysql::split_packet(buf, max).map_err(ClientError::Malformed)? {
             return Ok(Some(p));
         }
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
             Ok(None) => return Ok(None),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(ClientError::Io(e.to_string())),
         }
     }
 }
@@ -119,7 +137,7 @@ pub async fn serve(
                 "hoop could not reach the database of connection \"{}\": {e}; tell the hoop agent's operator if this persists",
                 cfg.name
             );
-            refuse(&mut send, 0, &ErrPacket::new(2003, "HY000", &msg)).await;
+            refuse(&mut send, 0, &ErrPacket::new(ER_HOOP, "08S01", &msg)).await;
             outcome.error = Some(e.to_string());
             return outcome;
         }
@@ -133,7 +151,7 @@ pub async fn serve(
         refuse(
             &mut send,
             0,
-            &ErrPacket::new(1105, "HY000", "hoop: the random generator failed"),
+            &ErrPacket::new(ER_HOOP, "HY000", "hoop: the random generator failed"),
         )
         .await;
         outcome.error = Some("random generator failed".into());
@@ -279,8 +297,10 @@ pub async fn serve(
         Err(e) => {
             tracing::warn!(connection = %cfg.name, error = %e, "backend login failed");
             let (code, state) = match &e {
-                login::LoginError::Backend(err) => (err.code, err.sql_state_str().into_owned()),
-                _ => (2013, "HY000".to_string()),
+                login::LoginError::Backend(err) | login::LoginError::BackendWithoutTls(err) => {
+                    (err.code, err.sql_state_str().into_owned())
+                }
+                _ => (ER_HOOP, "08S01".to_string()),
             };
             let msg = format!(
                 "hoop could not log in to the database of connection \"{}\": {e}; \
@@ -312,7 +332,7 @@ pub async fn serve(
             session
                 .refuse_login(
                     reply_seq,
-                    &ErrPacket::new(2013, "HY000", &format!("hoop: {e}")),
+                    &ErrPacket::new(ER_HOOP, "08S01", &format!("hoop: {e}")),
                 )
                 .await;
             outcome.error = Some(e.to_string());

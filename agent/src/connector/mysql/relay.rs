@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use hoop_proto::mysql::flags::{CLIENT_DEPRECATE_EOF, SERVER_MORE_RESULTS_EXISTS};
+use hoop_proto::mysql::flags::{
+    CLIENT_DEPRECATE_EOF, CLIENT_LOCAL_FILES, SERVER_MORE_RESULTS_EXISTS,
+};
 use hoop_proto::mysql::response::{
     ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_UNKNOWN_COM_ERROR,
 };
@@ -20,8 +22,8 @@ use hoop_proto::mysql::{
 use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::client_packet;
 use super::masking::{self, Cols};
+use super::{ClientError, client_packet};
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_tls::BackendStream;
 use crate::guard::{Guard, Verdict};
@@ -88,6 +90,9 @@ pub struct Session {
     /// Added to the sequence ids of the packets passed on in this answer
     /// (a masked row can need another number of 16 MiB chunks).
     shift: u8,
+    /// The sequence id the client expects next: 1 between commands, then
+    /// one past the last packet of the answer given so far.
+    next_seq: u8,
     up: u64,
     down: u64,
     /// Prepared statement id → its SQL.
@@ -138,6 +143,7 @@ impl Session {
             bbuf,
             out: BytesMut::with_capacity(FLUSH_AT + 1024),
             shift: 0,
+            next_seq: 1,
             up: 0,
             down: 0,
             statements: HashMap::new(),
@@ -193,13 +199,16 @@ impl Session {
             .map_err(|e| RelayError::Backend(e.to_string()))?;
         self.flush().await?;
         let result = self.serve_commands().await;
-        if let Err(e @ (RelayError::Masking(_) | RelayError::Backend(_))) = &result {
-            // Tell the client why, as an error for its next read.
-            let err = ErrPacket::new(2013, "HY000", &format!("hoop: {e}"));
-            self.out.clear();
-            let _ = mysql::write_packet(&mut self.out, 1u8.wrapping_add(self.shift), |o| {
-                err.encode(o)
-            });
+        let told = match &result {
+            Err(RelayError::Tunnel(_)) | Ok(()) => None,
+            Err(e) => Some(e),
+        };
+        if let Some(e) = told {
+            // Tell the client why, as the next packet of the answer it is
+            // reading (what was passed on before stays whole), or as the
+            // answer to its next command when it was idle.
+            let err = ErrPacket::new(super::ER_HOOP, "08S01", &format!("hoop: {e}"));
+            let _ = mysql::write_packet(&mut self.out, self.next_seq, |o| err.encode(o));
             let _ = self.flush().await;
         }
         let _ = self.send.finish();
@@ -209,6 +218,7 @@ impl Session {
 
     async fn serve_commands(&mut self) -> Result<(), RelayError> {
         loop {
+            self.next_seq = 1;
             let packet = tokio::select! {
                 p = client_packet(&mut self.recv, &mut self.cbuf, mysql::MAX_PACKET_LEN) => {
                     match p {
@@ -220,7 +230,8 @@ impl Session {
                             let _ = self.backend.write_all(&quit).await;
                             return Ok(());
                         }
-                        Err(e) => return Err(RelayError::Tunnel(e)),
+                        Err(ClientError::Malformed(e)) => return Err(RelayError::Client(e.to_string())),
+                        Err(ClientError::Io(e)) => return Err(RelayError::Tunnel(e)),
                     }
                 }
                 r = self.backend.read_buf(&mut self.bbuf) => {
@@ -252,10 +263,11 @@ impl Session {
     async fn command(&mut self, p: Packet) -> Result<bool, RelayError> {
         self.shift = 0;
         let reply = p.next_seq();
+        self.next_seq = reply;
         let cmd = match Command::decode(&p.payload, self.caps()) {
             Ok(c) => c,
             Err(e) => {
-                let err = ErrPacket::new(1047, "08S01", &format!("hoop: malformed command: {e}"));
+                let err = ErrPacket::new(1047, "08S01", &format!("hoop: {e}"));
                 self.reply_err(reply, &err).await?;
                 return Ok(true);
             }
@@ -331,12 +343,16 @@ impl Session {
                 self.statements.clear();
                 self.send_backend(&p.raw).await?;
                 let ok = self.single_answer().await?;
+                self.flush().await?;
                 if ok && self.ctx.guard.read_only() {
-                    // The reset dropped the session's read-only setting.
+                    // The reset dropped the session's read-only setting;
+                    // the client's next command is read only after this.
+                    // Should it fail, the client was answered already and
+                    // takes the error as the answer to its next command.
+                    self.next_seq = 1;
                     self.backend_setup("SET SESSION TRANSACTION READ ONLY")
                         .await?;
                 }
-                self.flush().await?;
                 Ok(true)
             }
             Command::StmtReset(_)
@@ -425,7 +441,7 @@ impl Session {
     }
 
     async fn reply_err(&mut self, seq: u8, err: &ErrPacket) -> Result<(), RelayError> {
-        mysql::write_packet(&mut self.out, seq, |o| err.encode(o))
+        self.next_seq = mysql::write_packet(&mut self.out, seq, |o| err.encode(o))
             .map_err(|e| RelayError::Client(e.to_string()))?;
         self.flush().await
     }
@@ -478,6 +494,7 @@ impl Session {
     fn pass(&mut self, p: &Packet) -> Result<(), RelayError> {
         if self.shift == 0 {
             self.out.extend_from_slice(&p.raw);
+            self.next_seq = p.last_seq.wrapping_add(1);
             Ok(())
         } else {
             self.replace(p, &p.payload)
@@ -489,6 +506,7 @@ impl Session {
         let first = p.seq.wrapping_add(self.shift);
         let next = mysql::encode_packet(first, payload, &mut self.out)
             .map_err(|e| RelayError::Backend(e.to_string()))?;
+        self.next_seq = next;
         // Chunks now minus chunks before.
         let now = next.wrapping_sub(first);
         let before = p.last_seq.wrapping_sub(p.seq).wrapping_add(1);
@@ -582,10 +600,19 @@ impl Session {
                     }
                 }
                 Some(0xFF) => return self.pass_err(&p, o),
+                Some(0xFB) if caps & CLIENT_LOCAL_FILES == 0 => {
+                    // Only a rogue server asks for a file the session did
+                    // not agree to send (a well-behaved one refuses the
+                    // statement itself): the client is never asked.
+                    return Err(RelayError::Backend(
+                        "the backend asked for a client file (LOCAL INFILE), which this connection does not allow".into(),
+                    ));
+                }
                 Some(0xFB) => {
                     self.pass(&p)?;
                     self.flush().await?;
-                    self.local_infile().await?;
+                    let sent = self.local_infile().await?;
+                    o.commands.push(format!("LOCAL INFILE {sent} bytes"));
                 }
                 _ => {
                     let more = self.result_set(&p, binary, o).await?;
@@ -671,7 +698,9 @@ impl Session {
 
     /// `LOAD DATA LOCAL INFILE`: the client's file, packet by packet, to
     /// the backend until the empty packet that ends it.
-    async fn local_infile(&mut self) -> Result<(), RelayError> {
+    /// Returns the file's size.
+    async fn local_infile(&mut self) -> Result<u64, RelayError> {
+        let mut sent = 0u64;
         loop {
             let p = match client_packet(&mut self.recv, &mut self.cbuf, mysql::MAX_PACKET_LEN).await
             {
@@ -679,12 +708,22 @@ impl Session {
                 Ok(None) => {
                     return Err(RelayError::Tunnel("client left during LOCAL INFILE".into()));
                 }
-                Err(e) => return Err(RelayError::Client(e)),
+                Err(ClientError::Malformed(e)) => return Err(RelayError::Client(e.to_string())),
+                Err(ClientError::Io(e)) => return Err(RelayError::Tunnel(e)),
             };
             self.up += p.raw.len() as u64;
-            self.send_backend(&p.raw).await?;
+            sent += p.payload.len() as u64;
+            if self.shift == 0 {
+                self.send_backend(&p.raw).await?;
+            } else {
+                // The client numbers on from the shifted request.
+                let mut raw = BytesMut::with_capacity(p.raw.len());
+                mysql::encode_packet(p.seq.wrapping_sub(self.shift), &p.payload, &mut raw)
+                    .map_err(|e| RelayError::Client(e.to_string()))?;
+                self.send_backend(&raw).await?;
+            }
             if p.payload.is_empty() {
-                return Ok(());
+                return Ok(sent);
             }
         }
     }

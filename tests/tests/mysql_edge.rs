@@ -1,8 +1,8 @@
 //! MySQL connections at their edges, against a real MariaDB the tests
 //! start: TLS to the backend and its failures, the backend restarting
 //! under a session, hostile bytes on the local port, LOCAL INFILE when a
-//! connection allows it (and a backend asking for a file when it does
-//! not).
+//! connection allows it, and COM_RESET_CONNECTION on a read-only
+//! connection.
 
 #[path = "postgres_common/mod.rs"]
 mod common;
@@ -17,7 +17,7 @@ use hoop_proto::mysql::{self, InitialHandshake, OkPacket, Packet, SslRequest, fl
 use hoop_tests::harness::{Conn, TempDir};
 use hoop_tests::mysql::{APP_DB, MariaDb, mysql_command, python_mysql_client};
 use hoop_tests::pg::TestCerts;
-use mysql_common::{RawMy, closes, err_of, my_conn, my_conn_tls, q, q_ok, read_packet};
+use mysql_common::{Answer, RawMy, closes, err_of, my_conn, my_conn_tls, q, q_ok, read_packet};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -343,6 +343,64 @@ async fn a_backend_asking_for_a_file_the_connection_does_not_allow_gets_nothing(
     assert_eq!(ev["outcome"], "error", "{ev:#}");
     assert!(!String::from_utf8_lossy(&seen.lock().unwrap()).contains("root:"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_survives_reset_connection_and_mariadb_ways_around_it() {
+    let db = MariaDb::start().unwrap();
+    db.sql(APP_DB, "create table t (id int)").unwrap();
+    let s = Setup::start(&[my_conn("ro", &db).extra("read_only = true")]).await;
+    let c = s.connect("ro");
+    let mut raw = RawMy::connect(c.addr.port()).await;
+    let ro = "select @@session.tx_read_only";
+    assert_eq!(raw.value(ro).await.as_deref(), Some("1"));
+    // COM_RESET_CONNECTION (the mariadb client cannot send it) drops the
+    // session's settings; the agent sets read-only again.
+    raw.command(&[mysql::command::COM_RESET_CONNECTION]).await;
+    let ok = raw.next().await;
+    assert_eq!((ok.seq, ok.first()), (1, Some(0x00)), "{:?}", ok.payload);
+    assert_eq!(raw.value(ro).await.as_deref(), Some("1"));
+    // An executed comment hides a write from the guardrail; the server
+    // still refuses it.
+    match raw.query("/*! insert into t values (1) */").await {
+        Answer::Err(code, _) => assert_eq!(code, 1792),
+        other => panic!("the write went through: {other:?}"),
+    }
+    // MariaDB's ways to make the session writable are refused before
+    // they reach it.
+    let hex: String = b"set tx_read_only = 0"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(matches!(
+        raw.query(&format!("set @q = x'{hex}'")).await,
+        Answer::Ok(_)
+    ));
+    for sql in [
+        "set tx_read_only = 0",
+        "/*!40101 set @@tx_read_only = off */",
+        "select 'x\\'', 1; set session transaction read write; select '1'",
+        "prepare s from @q",
+        "execute immediate @q",
+    ] {
+        match raw.query(sql).await {
+            Answer::Err(1142, msg) => assert!(
+                msg.starts_with("this connection is read-only: ")
+                    && msg.ends_with("(refused by hoop guardrail read_only)"),
+                "{msg}"
+            ),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    assert_eq!(raw.value(ro).await.as_deref(), Some("1"));
+    assert_eq!(db.sql(APP_DB, "select count(*) from t").unwrap(), "0");
+    s.wait_event("statement_refused", |e| {
+        e["text"] == "prepare s from @q" && e["rule"] == "read_only"
+    });
+}
+
+/// MariaDB's PAM plugin, in-process (v1: v2 needs a setuid helper that
+/// Debian does not ship), where Debian puts it.
+const PAM_PLUGIN: &str = "/usr/lib/mysql/plugin/auth_pam_v1.so";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clear_password_is_sent_only_over_tls() {

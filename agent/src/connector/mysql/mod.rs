@@ -14,6 +14,7 @@
 
 mod login;
 mod masking;
+mod read_only;
 mod relay;
 
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::masking::{self, Cols};
+use super::read_only;
 use super::{ClientError, client_packet};
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_tls::BackendStream;
@@ -406,7 +407,19 @@ impl Session {
 
     /// The guardrails' verdict on `text`; a refusal is audited.
     fn check(&self, text: &str, kind: &str) -> Option<ErrPacket> {
-        let Verdict::Deny { rule, message } = self.ctx.guard.check(text) else {
+        let verdict = match self.ctx.guard.check(text) {
+            Verdict::Allow if self.ctx.guard.read_only() => match read_only::lift_reason(text) {
+                Some(why) => Verdict::Deny {
+                    rule: "read_only".into(),
+                    message: format!(
+                        "this connection is read-only: {why} is not allowed through hoop"
+                    ),
+                },
+                None => Verdict::Allow,
+            },
+            v => v,
+        };
+        let Verdict::Deny { rule, message } = verdict else {
             return None;
         };
         self.ctx.audit.record(Event::StatementRefused {

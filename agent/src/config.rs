@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod backend;
+pub mod http;
 pub mod mask;
 pub use backend::{DenyRule, Secret, SecretRef, TlsMode};
+pub use http::HeaderInject;
 
 /// Default UDP address of the agent.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
@@ -107,6 +109,8 @@ pub enum ConnectionKind {
     Postgres,
     /// MySQL or MariaDB: the agent logs in to the backend itself.
     Mysql,
+    /// HTTP/1.1 to a URL, with headers injected from secrets.
+    Http,
 }
 
 impl ConnectionKind {
@@ -116,6 +120,8 @@ impl ConnectionKind {
             ConnectionKind::Tcp => 8999,
             ConnectionKind::Postgres => 5433,
             ConnectionKind::Mysql => 3307,
+            // 8080 is often a local development server already.
+            ConnectionKind::Http => 8081,
         }
     }
 
@@ -124,6 +130,7 @@ impl ConnectionKind {
             ConnectionKind::Tcp => "tcp",
             ConnectionKind::Postgres => "postgres",
             ConnectionKind::Mysql => "mysql",
+            ConnectionKind::Http => "http",
         }
     }
 }
@@ -143,7 +150,9 @@ pub struct ConnectionConfig {
     /// Backend kind.
     #[serde(rename = "type")]
     pub kind: ConnectionKind,
-    /// Backend `host:port`, as seen from the agent.
+    /// Backend `host:port`, as seen from the agent. `http` connections
+    /// give `url` instead; their `address` is filled in from it.
+    #[serde(default)]
     pub address: String,
     /// Users (by the issuer's user claim) allowed to use this connection.
     #[serde(default)]
@@ -196,6 +205,18 @@ pub struct ConnectionConfig {
     /// Masking of result values (`[connection.mask]`). Default: off.
     #[serde(default)]
     pub mask: mask::MaskConfig,
+
+    // HTTP connections only (`read_only`, `deny`, `tls_ca` and `mask`
+    // above apply to them too):
+    /// Backend base URL: `http://host:port/base` or `https://...`; a
+    /// request for `/x` goes to `/base/x`. https is always verified,
+    /// against `tls_ca` when given, else the system's roots.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Headers added to every request, values from secrets
+    /// (`[[connection.header]]`). Default: none.
+    #[serde(default, rename = "header")]
+    pub headers: Vec<HeaderInject>,
 }
 
 /// A configuration problem, naming the key.
@@ -234,9 +255,23 @@ impl AgentConfig {
         Ok(cfg)
     }
 
-    /// Parses TOML text; the error names the key and line.
+    /// Parses TOML text; the error names the key and line. An `http`
+    /// connection without `address` gets the one its `url` names.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        let mut cfg: AgentConfig =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        for c in &mut cfg.connections {
+            if c.kind == ConnectionKind::Http && c.address.is_empty() {
+                let url = c
+                    .url
+                    .as_deref()
+                    .and_then(|u| self::http::parse_backend_url(u).ok());
+                if let Some(a) = url.as_ref().and_then(self::http::url_address) {
+                    c.address = a;
+                }
+            }
+        }
+        Ok(cfg)
     }
 
     /// Checks what types alone cannot. Each problem names its key.
@@ -293,7 +328,14 @@ impl AgentConfig {
                     c.name
                 ));
             }
-            if let Err(e) = split_host_port(&c.address) {
+            if c.kind == ConnectionKind::Http {
+                // Checked with `url`.
+            } else if c.address.is_empty() {
+                problems.push(format!(
+                    "{key}.address: a {} connection needs the backend host:port",
+                    c.kind
+                ));
+            } else if let Err(e) = split_host_port(&c.address) {
                 problems.push(format!("{key}.address: {e}"));
             }
             for (j, u) in c.allow_users.iter().enumerate() {
@@ -341,6 +383,14 @@ impl AgentConfig {
                     c.name
                 ));
             }
+            for h in &c.headers {
+                if let SecretRef::Value { .. } = h.value {
+                    out.push(format!(
+                        "connection {:?}: the value of header {} is inline in the configuration; use {{ env = ... }} or {{ file = ... }}",
+                        c.name, h.name
+                    ));
+                }
+            }
         }
         out
     }
@@ -353,7 +403,20 @@ impl AgentConfig {
 /// Checks the database settings against the connection's type.
 fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>) {
     let kind = c.kind.as_str();
+    if c.kind != ConnectionKind::Http {
+        if c.url.is_some() {
+            problems.push(format!(
+                "{key}.url: only http connections take this; this one is type {kind}; give address = \"host:port\""
+            ));
+        }
+        if !c.headers.is_empty() {
+            problems.push(format!(
+                "{key}.header: only http connections take this; this one is type {kind}"
+            ));
+        }
+    }
     match c.kind {
+        ConnectionKind::Http => self::http::validate(c, key, problems),
         ConnectionKind::Postgres | ConnectionKind::Mysql => {
             if c.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
                 problems.push(format!(
@@ -419,8 +482,13 @@ fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>)
             ];
             for (name, set) in db_only {
                 if set {
+                    let which = if matches!(name, "read_only" | "deny" | "mask" | "tls_ca") {
+                        "database and http"
+                    } else {
+                        "database"
+                    };
                     problems.push(format!(
-                        "{key}.{name}: only database connections take this; this one is type tcp"
+                        "{key}.{name}: only {which} connections take this; this one is type tcp"
                     ));
                 }
             }

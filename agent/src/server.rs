@@ -554,6 +554,21 @@ async fn handle_stream(
                 out.database,
             );
         }
+        ConnectionKind::Http => {
+            let Some(audit) =
+                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
+            else {
+                return;
+            };
+            let caller = connector::http::Caller {
+                session: audit.session.clone(),
+                who: Who::from(&id),
+                audit: shared.audit.clone(),
+                masker: shared.maskers.get(&conn_cfg.name).cloned(),
+            };
+            let out = connector::http::serve(conn_cfg, caller, send, recv).await;
+            audit.end(&shared, out.bytes_up, out.bytes_down, out.error, None, None);
+        }
     }
 }
 

@@ -119,6 +119,43 @@ pub enum Event {
         rule: String,
         message: String,
     },
+    /// One request on an `http` connection, recorded when its response
+    /// has been sent (or the exchange failed). Injected header values and
+    /// query values are never recorded.
+    HttpRequest {
+        session: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        method: String,
+        /// The path the caller asked for, without the query string.
+        path: String,
+        /// Names of the query parameters, without their values.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        query: Vec<String>,
+        /// The protocol asked for with `Upgrade` (`websocket`, `SPDY/3.1`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        upgrade: Option<String>,
+        /// Status the caller got: the backend's, or the agent's own
+        /// (403 refused, 502 failed).
+        status: u16,
+        /// Body bytes from the caller (after an upgrade: all bytes).
+        bytes_up: u64,
+        /// Body bytes to the caller, after masking.
+        bytes_down: u64,
+        duration_us: u64,
+        /// `ok`, `refused` (by policy, never sent to the backend) or
+        /// `error` (the agent could not complete the exchange).
+        outcome: String,
+        /// The rule that refused it: a deny pattern, `read_only`, ...
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// What masking changed in the response; absent when nothing.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        masked: Option<MaskSummary>,
+    },
     /// A forwarded connection began.
     SessionStart {
         session: String,

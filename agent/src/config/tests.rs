@@ -158,7 +158,162 @@ fn connection_mask_is_validated_with_its_key() {
     assert!(
         problems
             .iter()
-            .any(|p| p.starts_with("connection[0].mask: only database connections")),
+            .any(|p| p.starts_with("connection[0].mask: only database and http connections")),
         "{problems:?}"
+    );
+}
+
+fn with_http(body: &str) -> String {
+    format!(
+        "{GOOD}\n[[connection]]\nname = \"api\"\ntype = \"http\"\nallow_groups = [\"eng\"]\n{body}"
+    )
+}
+
+#[test]
+fn http_connection_parses_and_takes_its_address_from_the_url() {
+    let cfg = AgentConfig::parse(&with_http(
+        r#"url = "https://api.internal:8443/v1/"
+tls_ca = "/etc/hoop/api-ca.pem"
+read_only = true
+
+[[connection.header]]
+name = "Authorization"
+value = { env = "API_TOKEN" }
+prefix = "Bearer "
+
+[[connection.header]]
+name = "X-Api-Key"
+value = { file = "/run/secrets/key" }
+
+[[connection.deny]]
+pattern = "^DELETE "
+message = "no deletes"
+
+[connection.mask]
+detectors = ["email"]
+"#,
+    ))
+    .unwrap();
+    cfg.validate().unwrap();
+    let c = &cfg.connections[1];
+    assert_eq!(c.kind, ConnectionKind::Http);
+    assert_eq!(c.kind.default_port(), 8081);
+    assert_eq!(c.address, "api.internal:8443");
+    assert_eq!(c.headers.len(), 2);
+    assert_eq!(c.headers[0].prefix, "Bearer ");
+    assert_eq!(c.headers[1].prefix, "");
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+
+    let c = AgentConfig::parse(&with_http("url = \"http://[::1]/\"")).unwrap();
+    assert_eq!(c.connections[1].address, "[::1]:80");
+    // The secret's value never shows in Debug.
+    let inline = AgentConfig::parse(&with_http(
+        "url = \"http://127.0.0.1:1\"\n[[connection.header]]\nname = \"X-Key\"\nvalue = { value = \"s3cr3t\" }",
+    ))
+    .unwrap();
+    inline.validate().unwrap();
+    assert!(!format!("{inline:?}").contains("s3cr3t"));
+    assert!(
+        inline.warnings().iter().any(|w| w.contains("X-Key")),
+        "{:?}",
+        inline.warnings()
+    );
+}
+
+#[test]
+fn http_validation_names_keys() {
+    let problems = |body: &str| {
+        let cfg = AgentConfig::parse(&with_http(body)).unwrap();
+        cfg.validate().unwrap_err().join("\n")
+    };
+    let all = problems("");
+    assert!(
+        all.contains("connection[1].url: an http connection needs"),
+        "{all}"
+    );
+    for (body, key) in [
+        ("url = \"ftp://x\"", "connection[1].url:"),
+        ("url = \"https://u:p@x\"", "connection[1].url:"),
+        ("url = \"https://x/?a=1\"", "connection[1].url:"),
+        (
+            "url = \"http://x\"\ntls_ca = \"/ca.pem\"",
+            "connection[1].tls_ca:",
+        ),
+        (
+            "url = \"http://x\"\ntls = \"require\"",
+            "connection[1].tls:",
+        ),
+        (
+            "url = \"http://x\"\naddress = \"y:1\"",
+            "connection[1].address:",
+        ),
+        (
+            "url = \"http://x\"\nuser = \"u\"",
+            "connection[1].user: only database",
+        ),
+        (
+            "url = \"http://x\"\npassword = { env = \"P\" }",
+            "connection[1].password:",
+        ),
+        (
+            "url = \"http://x\"\n[[connection.header]]\nname = \"Host\"\nvalue = { env = \"H\" }",
+            "connection[1].header[0].name:",
+        ),
+        (
+            "url = \"http://x\"\n[[connection.header]]\nname = \"bad name\"\nvalue = { env = \"H\" }",
+            "connection[1].header[0].name:",
+        ),
+        (
+            "url = \"http://x\"\n[[connection.header]]\nname = \"A\"\nvalue = { env = \"\" }\n[[connection.header]]\nname = \"a\"\nvalue = { env = \"B\" }",
+            "connection[1].header[1].name: a is injected twice",
+        ),
+        (
+            "url = \"http://x\"\n[[connection.header]]\nname = \"A\"\nvalue = { env = \"\" }",
+            "connection[1].header[0].value.env:",
+        ),
+        (
+            "url = \"http://x\"\n[[connection.deny]]\npattern = \"(\"\nmessage = \"m\"",
+            "connection[1].deny[0].pattern:",
+        ),
+        (
+            "url = \"http://x\"\n[connection.mask]\nkeep = 99",
+            "connection[1].mask.keep:",
+        ),
+    ] {
+        let all = problems(body);
+        assert!(all.contains(key), "{body}: missing {key} in {all}");
+    }
+    let e = AgentConfig::parse(&with_http(
+        "url = \"http://x\"\n[[connection.header]]\nname = \"A\"\nvalue = { env = \"B\" }\nsuffix = \"x\"",
+    ))
+    .unwrap_err();
+    assert!(e.contains("suffix"), "{e}");
+
+    // And http keys on other types.
+    let text = format!(
+        "{GOOD}url = \"http://x\"\n[[connection.header]]\nname = \"A\"\nvalue = {{ env = \"B\" }}"
+    );
+    let all = AgentConfig::parse(&text)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .join("\n");
+    assert!(
+        all.contains("connection[0].url: only http connections"),
+        "{all}"
+    );
+    assert!(
+        all.contains("connection[0].header: only http connections"),
+        "{all}"
+    );
+    let text = GOOD.replace("address = \"127.0.0.1:7000\"\n", "");
+    let all = AgentConfig::parse(&text)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .join("\n");
+    assert!(
+        all.contains("connection[0].address: a tcp connection needs"),
+        "{all}"
     );
 }

@@ -2,6 +2,7 @@
 //! stream has been authorised.
 
 pub mod backend_tls;
+pub mod http;
 pub mod mysql;
 pub mod postgres;
 pub mod tcp;

@@ -45,9 +45,15 @@ pub struct DevArgs {
     /// the agent logs in with the URL's user and password.
     #[arg(long = "mysql", value_name = "NAME=mysql://USER:PASS@HOST:PORT/DB", value_parser = parse_mysql)]
     pub mysql: Vec<DbUrl>,
-    /// Mask results of the `--postgres` or `--mysql` connection NAME (repeatable) with
+    /// An HTTP backend callers may open as NAME (repeatable): the agent
+    /// forwards each request to URL (`http://` or `https://`, verified
+    /// with the system's roots), with an optional base path.
+    #[arg(long = "http", value_name = "NAME=URL", value_parser = parse_http)]
+    pub http: Vec<HttpUrl>,
+    /// Mask results of the `--postgres`, `--mysql` or `--http` connection NAME (repeatable) with
     /// the demo profile: every built-in detector, `partial` strategy, and
-    /// whole-value rules for `*password*`, `*secret*` and `*ssn*` columns.
+    /// whole-value rules for `*password*`, `*secret*` and `*ssn*` columns
+    /// (JSON keys, for `--http`).
     #[arg(long = "mask", value_name = "NAME")]
     pub mask: Vec<String>,
     /// Email of the dev user every sign-in is approved as.
@@ -167,6 +173,30 @@ fn parse_db_url(
     })
 }
 
+/// `NAME=URL` from `--http`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub name: String,
+    pub url: String,
+    /// `host:port` the URL points at.
+    pub address: String,
+}
+
+/// Parses `NAME=http(s)://HOST[:PORT][/BASE]`.
+pub fn parse_http(s: &str) -> Result<HttpUrl, String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=URL (e.g. api=http://127.0.0.1:8000)"))?;
+    let u = crate::config::http::parse_backend_url(url).map_err(|e| format!("{name}: {e}"))?;
+    let address = crate::config::http::url_address(&u)
+        .ok_or_else(|| format!("{name}: {url:?} has no port"))?;
+    Ok(HttpUrl {
+        name: name.to_string(),
+        url: url.to_string(),
+        address,
+    })
+}
+
 /// `NAME=HOST:PORT` from a connection flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named {
@@ -254,6 +284,16 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
                 "mask": if args.mask.contains(&p.name) { demo_mask() } else { json!({}) },
             })
         }))
+        .chain(args.http.iter().map(|h| {
+            json!({
+                "name": h.name,
+                "type": "http",
+                "address": h.address,
+                "url": h.url,
+                "allow_groups": args.groups,
+                "mask": if args.mask.contains(&h.name) { demo_mask() } else { json!({}) },
+            })
+        }))
         .collect();
     let mut cfg: AgentConfig = serde_json::from_value(json!({
         "listen": args.listen.to_string(),
@@ -281,9 +321,10 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
             .iter()
             .chain(&args.mysql)
             .any(|p| &p.name == m)
+            && !args.http.iter().any(|h| &h.name == m)
         {
             problems.push(format!(
-                "--mask {m}: no --postgres or --mysql connection is named {m:?}"
+                "--mask {m}: no --postgres, --mysql or --http connection is named {m:?}"
             ));
         }
     }
@@ -377,7 +418,11 @@ fn ensure_identity(dir: &Path, sans: &[String]) -> anyhow::Result<String> {
 /// Runs the dev agent until SIGINT or SIGTERM.
 pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
     check_listen(&args)?;
-    if args.tcp.is_empty() && args.postgres.is_empty() && args.mysql.is_empty() {
+    if args.tcp.is_empty()
+        && args.postgres.is_empty()
+        && args.mysql.is_empty()
+        && args.http.is_empty()
+    {
         // Nothing to reach yet: offer a built-in echo service so that the
         // quick start (login, connect, type) works out of the box.
         let addr = start_echo().await?;
@@ -504,7 +549,11 @@ impl Ready<'_> {
         let _ = writeln!(s, "idp: {idp}");
         let _ = writeln!(s, "user: {} groups={}", args.user, args.groups.join(","));
         let _ = writeln!(s, "client-credentials: {ci} {secret}");
-        if args.tcp.is_empty() && args.postgres.is_empty() && args.mysql.is_empty() {
+        if args.tcp.is_empty()
+            && args.postgres.is_empty()
+            && args.mysql.is_empty()
+            && args.http.is_empty()
+        {
             let _ = writeln!(s, "connections: none (add --tcp NAME=HOST:PORT)");
         }
         for t in &args.tcp {
@@ -526,6 +575,19 @@ impl Ready<'_> {
                 }
             );
         }
+        for h in &args.http {
+            let _ = writeln!(
+                s,
+                "connection: {} http {}{}",
+                h.name,
+                h.url,
+                if args.mask.contains(&h.name) {
+                    " (responses masked)"
+                } else {
+                    ""
+                }
+            );
+        }
         let dir = self.data_dir.display();
         if self.throwaway {
             let _ = writeln!(s, "data-dir: {dir} (throwaway, removed on exit)");
@@ -539,6 +601,7 @@ impl Ready<'_> {
             .postgres
             .first()
             .map(|p| p.name.as_str())
+            .or_else(|| args.http.first().map(|h| h.name.as_str()))
             .or_else(|| args.tcp.first().map(|t| t.name.as_str()))
             .unwrap_or("NAME");
         let login = format!("hoop login --agent {agent} --fingerprint {fp}");

@@ -224,7 +224,7 @@ fn mask_turns_on_the_demo_profile_for_a_postgres_connection() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("--mask echo: no --postgres or --mysql connection"),
+        err.contains("--mask echo: no --postgres, --mysql or --http connection"),
         "{err}"
     );
 }
@@ -247,4 +247,53 @@ fn mysql_urls_become_mysql_connections() {
     assert_eq!(shop.database.as_deref(), Some("shopdb"));
     assert!(shop.mask.is_enabled());
     assert!(args(&["--mysql", "shop=postgres://a:b@h/d"]).is_err());
+}
+
+#[test]
+fn http_urls_become_http_connections() {
+    let a = args(&[
+        "--http",
+        "api=http://127.0.0.1:8000/v1",
+        "--http",
+        "ext=https://api.example.com",
+        "--mask",
+        "api",
+    ])
+    .unwrap();
+    assert_eq!(a.http[0].address, "127.0.0.1:8000");
+    assert_eq!(a.http[1].address, "api.example.com:443");
+    let cfg = agent_config(&a, Path::new("/tmp/x"), "http://127.0.0.1:1").unwrap();
+    let api = cfg.connection("api").unwrap();
+    assert_eq!(api.kind, crate::config::ConnectionKind::Http);
+    assert_eq!(api.url.as_deref(), Some("http://127.0.0.1:8000/v1"));
+    assert_eq!(api.allow_groups, vec!["dev"]);
+    assert!(api.mask.is_enabled());
+    assert!(!cfg.connection("ext").unwrap().mask.is_enabled());
+    for bad in [
+        "api",
+        "api=ftp://x",
+        "api=http://user:pw@x",
+        "api=127.0.0.1:80",
+    ] {
+        assert!(args(&["--http", bad]).is_err(), "{bad}");
+    }
+    let ready = Ready {
+        args: &a,
+        fingerprint: "SHA256:ab",
+        issuer: "http://127.0.0.1:5556",
+        ci_secret: "s",
+        data_dir: Path::new("/tmp/d"),
+        throwaway: true,
+    };
+    let text = ready.text("127.0.0.1:8443".parse().unwrap());
+    for line in [
+        "connection: api http http://127.0.0.1:8000/v1 (responses masked)",
+        "connection: ext http https://api.example.com",
+        "  hoop connect api",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing in:\n{text}"
+        );
+    }
 }

@@ -113,7 +113,7 @@ pub struct Conn {
     pub address: String,
     pub allow_users: Vec<String>,
     pub allow_groups: Vec<String>,
-    /// The `type` key: `tcp` or `postgres`.
+    /// The `type` key: `tcp`, `postgres`, `mysql` or `http`.
     pub kind: String,
     /// TOML written after the keys above, inside this connection: more
     /// keys first, then any sub-tables (`[[connection.deny]]`).
@@ -143,6 +143,15 @@ impl Conn {
         Conn {
             kind: "mysql".into(),
             ..Conn::tcp(name, address)
+        }
+    }
+    /// A `type = "http"` connection forwarding to `url`; add headers,
+    /// rules and masking with [`Conn::extra`].
+    pub fn http(name: &str, url: &str) -> Conn {
+        Conn {
+            kind: "http".into(),
+            address: String::new(),
+            ..Conn::tcp(name, "").extra(&format!("url = {url:?}"))
         }
     }
     /// Appends `toml` (lines of `key = value`, then sub-tables) to this
@@ -231,9 +240,15 @@ impl Agent {
             issuer_url
         );
         for c in conns {
+            // An http connection takes `url` (in `extra`) instead.
+            let address = if c.address.is_empty() {
+                String::new()
+            } else {
+                format!("address = {:?}\n", c.address)
+            };
             toml.push_str(&format!(
-                "\n[[connection]]\nname = {:?}\ntype = {:?}\naddress = {:?}\nallow_users = {:?}\nallow_groups = {:?}\n{}",
-                c.name, c.kind, c.address, c.allow_users, c.allow_groups, c.extra
+                "\n[[connection]]\nname = {:?}\ntype = {:?}\n{address}allow_users = {:?}\nallow_groups = {:?}\n{}",
+                c.name, c.kind, c.allow_users, c.allow_groups, c.extra
             ));
         }
         let config = dir.path().join("agent.toml");

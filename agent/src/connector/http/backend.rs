@@ -163,9 +163,12 @@ impl Backend {
 /// cluster's CA), otherwise the system's roots. Host names are checked.
 fn tls_config(cfg: &ConnectionConfig) -> Result<Arc<ClientConfig>, ForwardError> {
     if let Some(ca) = &cfg.tls_ca {
-        return backend_tls::client_config(TlsMode::VerifyFull, Some(ca))
+        let c = backend_tls::client_config(TlsMode::VerifyFull, Some(ca))
             .map_err(|e| ForwardError::Config(e.to_string()))?
-            .ok_or_else(|| ForwardError::Config("no TLS configuration".into()));
+            .ok_or_else(|| ForwardError::Config("no TLS configuration".into()))?;
+        let mut c = Arc::unwrap_or_clone(c);
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        return Ok(Arc::new(c));
     }
     system_roots()
 }
@@ -183,7 +186,7 @@ fn system_roots() -> Result<Arc<ClientConfig>, ForwardError> {
     let provider = hoop_tunnel::tls::provider();
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
         .map_err(|e| ForwardError::Config(format!("cannot load the system's CA roots: {e}")))?;
-    let cfg = ClientConfig::builder_with_provider(provider)
+    let mut cfg = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ForwardError::Config(e.to_string()))?
         .dangerous()
@@ -191,6 +194,9 @@ fn system_roots() -> Result<Arc<ClientConfig>, ForwardError> {
         // one, with the system's roots.
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
+    // The agent speaks HTTP/1.1 to backends; say so, for servers that
+    // would otherwise pick HTTP/2.
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let cfg = Arc::new(cfg);
     *cache = Some(cfg.clone());
     Ok(cfg)

@@ -95,6 +95,8 @@ const WRITE_FUNCTIONS: &[&str] = &[
 const FORBIDDEN_SETTINGS: &[&str] = &[
     "DEFAULT_TRANSACTION_READ_ONLY",
     "TRANSACTION_READ_ONLY",
+    // MariaDB's name for it.
+    "TX_READ_ONLY",
     "SESSION_AUTHORIZATION",
     "ROLE",
     "SESSION",

@@ -56,6 +56,8 @@ fn writes_are_refused_read_only() {
         "copy t from stdin",
         "COPY t FROM '/etc/passwd'",
         "set default_transaction_read_only = off",
+        "SET tx_read_only = 0",
+        "set session tx_read_only = off",
         "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
         "begin read write",
         "start transaction read write",

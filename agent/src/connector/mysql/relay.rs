@@ -27,11 +27,10 @@ use super::read_only;
 use super::{ClientError, client_packet};
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_tls::BackendStream;
+use crate::connector::clip_statement as clip;
 use crate::guard::{Guard, Verdict};
 use crate::mask::{MaskSummary, Masker};
 
-/// Longest statement text kept in an audit event, in bytes.
-const MAX_AUDIT_TEXT: usize = 16 * 1024;
 /// Prepared statements remembered per session.
 const MAX_STATEMENTS: usize = 10_000;
 /// Output is sent on to the client once this much has gathered.
@@ -98,17 +97,6 @@ pub struct Session {
     down: u64,
     /// Prepared statement id → its SQL.
     statements: HashMap<u32, String>,
-}
-
-fn clip(s: &str) -> String {
-    if s.len() <= MAX_AUDIT_TEXT {
-        return s.to_string();
-    }
-    let mut end = MAX_AUDIT_TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…[{} bytes]", &s[..end], s.len())
 }
 
 /// The database a lone `USE name` statement switches to.

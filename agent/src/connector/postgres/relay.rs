@@ -26,11 +26,10 @@ use super::downstream;
 use super::track::{Expect, Kind, Pending, Track};
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_tls::BackendStream;
+use crate::connector::clip_statement as clip;
 use crate::guard::{Guard, Verdict};
 use crate::mask::Masker;
 
-/// Longest statement text kept in an audit event, in bytes.
-const MAX_AUDIT_TEXT: usize = 16 * 1024;
 /// Prepared statements and portals remembered per session.
 const MAX_NAMES: usize = 10_000;
 /// Client messages the relay looks into; the rest pass untouched.
@@ -99,17 +98,6 @@ pub async fn run(
         Err(_) => sent.load(Ordering::Relaxed),
     };
     ((up_bytes, down_bytes), down)
-}
-
-pub(super) fn clip(s: &str) -> String {
-    if s.len() <= MAX_AUDIT_TEXT {
-        return s.to_string();
-    }
-    let mut end = MAX_AUDIT_TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…[{} bytes]", &s[..end], s.len())
 }
 
 /// The stand-in for a refused statement. It fails while the backend

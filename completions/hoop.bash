@@ -37,6 +37,9 @@ _hoop() {
             hoop,logout)
                 cmd="hoop__subcmd__logout"
                 ;;
+            hoop,ssh)
+                cmd="hoop__subcmd__ssh"
+                ;;
             hoop,trust)
                 cmd="hoop__subcmd__trust"
                 ;;
@@ -64,6 +67,9 @@ _hoop() {
             hoop__subcmd__help,logout)
                 cmd="hoop__subcmd__help__subcmd__logout"
                 ;;
+            hoop__subcmd__help,ssh)
+                cmd="hoop__subcmd__help__subcmd__ssh"
+                ;;
             hoop__subcmd__help,trust)
                 cmd="hoop__subcmd__help__subcmd__trust"
                 ;;
@@ -77,7 +83,7 @@ _hoop() {
 
     case "${cmd}" in
         hoop)
-            opts="-h -V --agent --fingerprint --ca --help --version login logout trust connections connect exec whoami completions help"
+            opts="-h -V --agent --fingerprint --ca --help --version login logout trust connections connect ssh exec whoami completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,7 +265,7 @@ _hoop() {
             return 0
             ;;
         hoop__subcmd__help)
-            opts="login logout trust connections connect exec whoami completions help"
+            opts="login logout trust connections connect ssh exec whoami completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -370,6 +376,20 @@ _hoop() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoop__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoop__subcmd__help__subcmd__trust)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -437,6 +457,32 @@ _hoop() {
             return 0
             ;;
         hoop__subcmd__logout)
+            opts="-h --agent --fingerprint --ca --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__ssh)
             opts="-h --agent --fingerprint --ca --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -34,6 +34,7 @@ complete -c hoop -n "__fish_hoop_needs_command" -f -a "logout" -d 'Forget your t
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "trust" -d 'Remember an agent and its pin for later commands'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "connections" -d 'List the connections you may open'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "connect" -d 'Open a local port that leads to a connection'
+complete -c hoop -n "__fish_hoop_needs_command" -f -a "ssh" -d 'Open a shell (or run a command) on an ssh connection with your own `ssh`, checking the agent\'s host key from hoop\'s known-hosts file'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "exec" -d 'Run SQL on a database connection through the agent and print the results (audited and guarded like any client)'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "whoami" -d 'Show who the agent says you are'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "completions" -d 'Write shell completions to standard output'
@@ -68,6 +69,10 @@ complete -c hoop -n "__fish_hoop_using_subcommand connect" -l agent -d 'Agent ad
 complete -c hoop -n "__fish_hoop_using_subcommand connect" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
 complete -c hoop -n "__fish_hoop_using_subcommand connect" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
 complete -c hoop -n "__fish_hoop_using_subcommand connect" -s h -l help -d 'Print help'
+complete -c hoop -n "__fish_hoop_using_subcommand ssh" -l agent -d 'Agent address, HOST:PORT (UDP)' -r
+complete -c hoop -n "__fish_hoop_using_subcommand ssh" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
+complete -c hoop -n "__fish_hoop_using_subcommand ssh" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
+complete -c hoop -n "__fish_hoop_using_subcommand ssh" -s h -l help -d 'Print help'
 complete -c hoop -n "__fish_hoop_using_subcommand exec" -s i -l input -d 'The SQL to run (several statements may be separated by `;`)' -r
 complete -c hoop -n "__fish_hoop_using_subcommand exec" -s f -l file -d 'Read the SQL from FILE' -r -F
 complete -c hoop -n "__fish_hoop_using_subcommand exec" -s d -l database -d 'Database, when the connection offers more than one' -r
@@ -88,12 +93,13 @@ complete -c hoop -n "__fish_hoop_using_subcommand completions" -l agent -d 'Agen
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "login" -d 'Sign in with the agent\'s identity provider (browser, device code or client credentials) and remember the agent'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "logout" -d 'Forget your tokens for the agent and revoke the refresh token'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "trust" -d 'Remember an agent and its pin for later commands'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "connections" -d 'List the connections you may open'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "connect" -d 'Open a local port that leads to a connection'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "exec" -d 'Run SQL on a database connection through the agent and print the results (audited and guarded like any client)'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "whoami" -d 'Show who the agent says you are'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "completions" -d 'Write shell completions to standard output'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect exec whoami completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "login" -d 'Sign in with the agent\'s identity provider (browser, device code or client credentials) and remember the agent'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "logout" -d 'Forget your tokens for the agent and revoke the refresh token'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "trust" -d 'Remember an agent and its pin for later commands'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "connections" -d 'List the connections you may open'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "connect" -d 'Open a local port that leads to a connection'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "ssh" -d 'Open a shell (or run a command) on an ssh connection with your own `ssh`, checking the agent\'s host key from hoop\'s known-hosts file'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "exec" -d 'Run SQL on a database connection through the agent and print the results (audited and guarded like any client)'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "whoami" -d 'Show who the agent says you are'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "completions" -d 'Write shell completions to standard output'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

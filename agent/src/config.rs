@@ -11,6 +11,7 @@ use serde::Deserialize;
 mod backend;
 pub mod http;
 pub mod mask;
+pub mod ssh;
 pub use backend::{DenyRule, Secret, SecretRef, TlsMode};
 pub use http::HeaderInject;
 
@@ -111,6 +112,9 @@ pub enum ConnectionKind {
     Mysql,
     /// HTTP/1.1 to a URL, with headers injected from secrets.
     Http,
+    /// SSH: the agent ends the caller's SSH and opens its own session to
+    /// the host with the stored key, recording the terminal.
+    Ssh,
 }
 
 impl ConnectionKind {
@@ -122,6 +126,7 @@ impl ConnectionKind {
             ConnectionKind::Mysql => 3307,
             // 8080 is often a local development server already.
             ConnectionKind::Http => 8081,
+            ConnectionKind::Ssh => 2222,
         }
     }
 
@@ -131,6 +136,7 @@ impl ConnectionKind {
             ConnectionKind::Postgres => "postgres",
             ConnectionKind::Mysql => "mysql",
             ConnectionKind::Http => "http",
+            ConnectionKind::Ssh => "ssh",
         }
     }
 }
@@ -217,6 +223,37 @@ pub struct ConnectionConfig {
     /// (`[[connection.header]]`). Default: none.
     #[serde(default, rename = "header")]
     pub headers: Vec<HeaderInject>,
+
+    // SSH connections only (`user`, `password` and `deny` above apply to
+    // them too; `deny` patterns match exec command lines):
+    /// The agent's private key for the host (OpenSSH format):
+    /// `{ file = "/path" }` or `{ env = "NAME" }`.
+    #[serde(default)]
+    pub private_key: Option<SecretRef>,
+    /// The host's public key, as in `known_hosts` or `*.pub`:
+    /// `"ssh-ed25519 AAAA..."`. The session is refused when the host
+    /// shows another.
+    #[serde(default)]
+    pub host_key: Option<String>,
+    /// A known_hosts file holding the host's key (instead of `host_key`).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// Accept the host's key the first time and remember it (in
+    /// `known_hosts`, else `<data_dir>/ssh_known_hosts`). Default false.
+    #[serde(default)]
+    pub trust_first_use: bool,
+    /// Let callers forward local ports through the host (`ssh -L`).
+    /// Default false.
+    #[serde(default)]
+    pub allow_port_forwarding: bool,
+    /// Record what the caller types as well as the terminal's output.
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub record_input: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A configuration problem, naming the key.
@@ -403,6 +440,9 @@ impl AgentConfig {
 /// Checks the database settings against the connection's type.
 fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>) {
     let kind = c.kind.as_str();
+    if c.kind != ConnectionKind::Ssh {
+        ssh::reject_ssh_keys(c, key, problems);
+    }
     if c.kind != ConnectionKind::Http {
         if c.url.is_some() {
             problems.push(format!(
@@ -417,6 +457,7 @@ fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>)
     }
     match c.kind {
         ConnectionKind::Http => self::http::validate(c, key, problems),
+        ConnectionKind::Ssh => ssh::validate(c, key, problems),
         ConnectionKind::Postgres | ConnectionKind::Mysql => {
             if c.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
                 problems.push(format!(

@@ -81,6 +81,9 @@ impl IdentityPaths {
     pub fn mask_key(&self) -> PathBuf {
         self.dir.join("mask.key")
     }
+    pub fn ssh_host_key(&self) -> PathBuf {
+        self.dir.join("ssh_host_ed25519_key")
+    }
 }
 
 /// What `init` made.
@@ -161,6 +164,7 @@ pub fn init(data_dir: &Path, extra_sans: &[String], force: bool) -> Result<Creat
     write_file(&paths.reset_key(), hex::encode(reset).as_bytes(), 0o600)?;
     write_file(&paths.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
     mask_key(data_dir)?;
+    ssh_host_key(data_dir)?;
     write_file(&paths.cert(), cert.pem().as_bytes(), 0o644)?;
 
     Ok(Created {
@@ -271,6 +275,45 @@ pub fn mask_key(data_dir: &Path) -> Result<[u8; 32], IdentityError> {
                 })?;
             }
             write_file(&path, hex::encode(key).as_bytes(), 0o600)?;
+            Ok(key)
+        }
+        Err(source) => Err(IdentityError::Io { path, source }),
+    }
+}
+
+/// The agent's SSH host key (ed25519, OpenSSH format): read from
+/// `tls/ssh_host_ed25519_key`, or made (0600) when it does not exist yet.
+/// Callers' `ssh` clients see it when they reach an `ssh` connection.
+pub fn ssh_host_key(data_dir: &Path) -> Result<russh::keys::PrivateKey, IdentityError> {
+    use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
+    let path = IdentityPaths::new(data_dir).ssh_host_key();
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            russh::keys::PrivateKey::from_openssh(text.trim()).map_err(|e| IdentityError::BadPem {
+                path,
+                reason: e.to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut seed).map_err(|_| IdentityError::Io {
+                path: path.clone(),
+                source: std::io::Error::other("random generator failed"),
+            })?;
+            let key = russh::keys::PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+            let text = key
+                .to_openssh(LineEnding::LF)
+                .map_err(|e| IdentityError::BadPem {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|source| IdentityError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+            write_file(&path, text.as_bytes(), 0o600)?;
             Ok(key)
         }
         Err(source) => Err(IdentityError::Io { path, source }),

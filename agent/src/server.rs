@@ -344,6 +344,9 @@ async fn control_loop(
                         name: c.name.clone(),
                         kind: c.kind.as_str().to_string(),
                         default_port: c.kind.default_port(),
+                        ssh_host_key: (c.kind == ConnectionKind::Ssh)
+                            .then(|| ssh_public_key(&shared.cfg.data_dir))
+                            .flatten(),
                     })
                     .collect();
                 connections.sort_by(|a, b| a.name.cmp(&b.name));
@@ -385,6 +388,17 @@ async fn control_loop(
         };
         if !reply(&mut send, &resp).await {
             return;
+        }
+    }
+}
+
+/// The agent's SSH host public key, as a known_hosts line's key part.
+fn ssh_public_key(data_dir: &std::path::Path) -> Option<String> {
+    match crate::identity::ssh_host_key(data_dir) {
+        Ok(k) => k.public_key().to_openssh().ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the agent's SSH host key");
+            None
         }
     }
 }
@@ -567,6 +581,35 @@ async fn handle_stream(
                 masker: shared.maskers.get(&conn_cfg.name).cloned(),
             };
             let out = connector::http::serve(conn_cfg, caller, send, recv).await;
+            audit.end(&shared, out.bytes_up, out.bytes_down, out.error, None, None);
+        }
+        ConnectionKind::Ssh => {
+            let host_key = match crate::identity::ssh_host_key(&shared.cfg.data_dir) {
+                Ok(k) => Arc::new(k),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the agent's SSH host key");
+                    let resp = refuse(
+                        ErrorCode::BackendUnreachable,
+                        format!("the agent has no usable SSH host key: {e}"),
+                    );
+                    let _ = reply(&mut send, &resp).await;
+                    let _ = send.finish();
+                    return;
+                }
+            };
+            let Some(audit) =
+                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
+            else {
+                return;
+            };
+            let caller = connector::ssh::Caller {
+                session: audit.session.clone(),
+                who: Who::from(&id),
+                audit: shared.audit.clone(),
+                data_dir: shared.cfg.data_dir.clone(),
+                host_key,
+            };
+            let out = connector::ssh::serve(conn_cfg, caller, send, recv).await;
             audit.end(&shared, out.bytes_up, out.bytes_down, out.error, None, None);
         }
     }

@@ -91,6 +91,15 @@ pub enum Cmd {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Open a shell (or run a command) on an ssh connection with your own
+    /// `ssh`, checking the agent's host key from hoop's known-hosts file.
+    Ssh {
+        /// Connection name.
+        name: String,
+        /// ssh options, then the remote command, e.g. `-- -v uname -a`.
+        #[arg(last = true, value_name = "SSH_ARGS")]
+        args: Vec<String>,
+    },
     /// Run SQL on a database connection through the agent and print the
     /// results (audited and guarded like any client).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["input", "file", "stdin"])))]

@@ -19,6 +19,9 @@ pub struct ConnectOpts {
     pub port: Option<u16>,
     pub bind: IpAddr,
     pub command: Vec<String>,
+    /// `hoop ssh`: run `ssh` with these arguments (ssh options, then the
+    /// remote command) against the local port.
+    pub ssh: Option<Vec<String>>,
 }
 
 /// Finds the connection among those the caller may use; when it is not
@@ -52,7 +55,32 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
         }
     })?;
     let local = listener.local_addr()?;
-    let line = ready_line(&info, local);
+    let known_hosts = ssh_known_hosts(&info)?;
+    let line = match &known_hosts {
+        Some(k) => format!(
+            "{} (ssh) is ready on {local}; connect with: {}   (Ctrl-C to stop)",
+            info.name,
+            crate::ssh::command_line(&info.name, local, Some(k))
+        ),
+        None => ready_line(&info, local),
+    };
+    let mut opts = opts;
+    if let Some(args) = opts.ssh.take() {
+        let Some(k) = &known_hosts else {
+            bail!(
+                "{:?} is a {} connection, or the agent did not send its SSH host key; `hoop ssh` needs an ssh connection",
+                info.name,
+                info.kind
+            );
+        };
+        let (ssh_opts, remote) = crate::ssh::split_args(&args);
+        opts.command = std::iter::once("ssh".to_string())
+            .chain(crate::ssh::options(&info.name, local, k))
+            .chain(ssh_opts)
+            .chain(std::iter::once(local.ip().to_string()))
+            .chain(remote)
+            .collect();
+    }
     if opts.command.is_empty() {
         println!("{line}");
     } else {
@@ -73,6 +101,19 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
     accept.abort();
     refresher.abort();
     Ok(code)
+}
+
+/// For an `ssh` connection whose agent sent its host key: writes the key
+/// to the managed known-hosts file and returns the file's path.
+fn ssh_known_hosts(info: &ConnectionInfo) -> anyhow::Result<Option<std::path::PathBuf>> {
+    match (&info.ssh_host_key, info.kind.as_str()) {
+        (Some(key), "ssh") => {
+            let path = crate::ssh::known_hosts_path()?;
+            crate::ssh::remember_host_key(&path, &info.name, key)?;
+            Ok(Some(path))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Renews the token a minute before it expires and hands the new one to

@@ -9,6 +9,7 @@ mod login;
 mod oidc;
 mod session;
 mod settings;
+mod ssh;
 mod store;
 
 use std::io::Write;
@@ -230,6 +231,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     port,
                     bind,
                     command,
+                    ssh: None,
+                },
+            )
+            .await;
+            client.shutdown().await;
+            return code;
+        }
+        Cmd::Ssh { name, args } => {
+            let client = Arc::new(client(&cli.agent)?);
+            let code = connect::run(
+                client.clone(),
+                connect::ConnectOpts {
+                    name,
+                    port: Some(0),
+                    bind: std::net::IpAddr::from([127, 0, 0, 1]),
+                    command: Vec::new(),
+                    ssh: Some(args),
                 },
             )
             .await;

@@ -128,6 +128,11 @@ pub struct ConnectionInfo {
     pub kind: String,
     /// Local port `hoop connect` listens on unless told otherwise.
     pub default_port: u16,
+    /// `ssh` connections: the agent's SSH host key (`ssh-ed25519 AAAA...`),
+    /// which `hoop connect` writes to the known-hosts file it manages.
+    /// Absent from older agents and other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
 }
 
 /// What `hoop login` needs to sign in against this agent.

@@ -156,6 +156,52 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         masked: Option<MaskSummary>,
     },
+    /// A request on an `ssh` session channel: `exec` (with its command
+    /// line), `shell`, `subsystem` (with its name), `direct-tcpip` (with
+    /// `host:port`), or a refused `auth-agent`/`x11` request.
+    SshRequest {
+        session: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        /// The caller's channel number within the SSH connection.
+        channel: u32,
+        request: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        /// `ok` (forwarded to the host) or `refused`.
+        outcome: String,
+        /// The deny pattern or setting that refused it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// The asciicast v2 file recording this channel's terminal, under
+        /// the agent's data dir.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recording: Option<String>,
+    },
+    /// An `ssh` session channel closed.
+    SshChannelEnd {
+        session: String,
+        #[serde(flatten)]
+        who: Who,
+        connection: String,
+        channel: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_status: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_signal: Option<String>,
+        bytes_up: u64,
+        bytes_down: u64,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recording: Option<String>,
+    },
     /// A forwarded connection began.
     SessionStart {
         session: String,

@@ -296,11 +296,16 @@ async fn rogue_server(seen: Arc<Mutex<Vec<u8>>>) -> SocketAddr {
                 let mut out = BytesMut::new();
                 mysql::write_packet(&mut out, 0, |o| hello.encode(o)).unwrap();
                 let mut buf = BytesMut::new();
-                if stream.write_all(&out).await.is_err()
-                    || read_packet(&mut stream, &mut buf).await.is_none()
-                {
+                if stream.write_all(&out).await.is_err() {
                     return;
                 }
+                let Some(login) = read_packet(&mut stream, &mut buf).await else {
+                    return;
+                };
+                // Results take the layout the agent asked for.
+                let agreed = mysql::HandshakeResponse::decode(&login.payload)
+                    .map(|h| h.capabilities & caps)
+                    .unwrap_or(caps);
                 out.clear();
                 mysql::write_packet(&mut out, 2, |o| OkPacket::default().encode(caps, o)).unwrap();
                 stream.write_all(&out).await.unwrap();
@@ -310,7 +315,42 @@ async fn rogue_server(seen: Arc<Mutex<Vec<u8>>>) -> SocketAddr {
                         continue;
                     }
                     out.clear();
-                    mysql::encode_packet(1, b"\xFB/etc/passwd", &mut out).unwrap();
+                    if p.payload.windows(18).any(|w| w == b"max_allowed_packet") {
+                        // The agent's own question at login: answer it.
+                        let col = mysql::ColumnDefinition::new(
+                            "@@max_allowed_packet",
+                            mysql::column::MYSQL_TYPE_LONGLONG,
+                        );
+                        let eof = mysql::EofPacket {
+                            warnings: 0,
+                            status: 2,
+                        };
+                        let mut seq = mysql::encode_packet(1, &[1], &mut out).unwrap();
+                        seq =
+                            mysql::write_packet(&mut out, seq, |o| col.encode(agreed, o)).unwrap();
+                        if agreed & CLIENT_DEPRECATE_EOF == 0 {
+                            seq = mysql::write_packet(&mut out, seq, |o| {
+                                eof.encode(agreed, o);
+                                Ok(())
+                            })
+                            .unwrap();
+                        }
+                        seq = mysql::write_packet(&mut out, seq, |o| {
+                            mysql::encode_text_row(&[Some(b"16777216")], o)
+                        })
+                        .unwrap();
+                        mysql::write_packet(&mut out, seq, |o| {
+                            if agreed & CLIENT_DEPRECATE_EOF == 0 {
+                                eof.encode(agreed, o);
+                                Ok(())
+                            } else {
+                                OkPacket::default().encode_as_eof(agreed, o)
+                            }
+                        })
+                        .unwrap();
+                    } else {
+                        mysql::encode_packet(1, b"\xFB/etc/passwd", &mut out).unwrap();
+                    }
                     stream.write_all(&out).await.unwrap();
                 }
             });
@@ -446,4 +486,22 @@ async fn clear_password_is_sent_only_over_tls() {
         err.contains("the backend refused the login: Access denied for user 'pamu'"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_longer_than_the_backends_max_allowed_packet_is_refused_before_buffering() {
+    let db = MariaDb::builder()
+        .option("max_allowed_packet", "1M")
+        .start()
+        .unwrap();
+    let s = Setup::start(&[my_conn("shop", &db)]).await;
+    let c = s.connect("shop");
+    let mut raw = RawMy::connect(c.addr.port()).await;
+    let big = format!("select '{}'", "x".repeat(3 << 20));
+    match raw.query(&big).await {
+        Answer::Err(_, msg) => assert!(msg.contains("limit"), "{msg}"),
+        other => panic!("a 3 MiB command passed: {other:?}"),
+    }
+    // The agent goes on serving.
+    assert_eq!(q_ok(c.addr.port(), "select 1"), "1");
 }

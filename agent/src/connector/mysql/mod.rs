@@ -325,20 +325,26 @@ pub async fn serve(
         databases: allowed_databases(cfg),
     };
     let mut session = relay::Session::new(ctx, send, recv, cbuf, backend.stream, backend.leftover);
+    // The backend refuses longer packets anyway; knowing its limit keeps
+    // the agent from buffering more than that for one client command.
+    let mut setup = Ok(());
     if cfg.read_only {
-        if let Err(e) = session
+        setup = session
             .backend_setup("SET SESSION TRANSACTION READ ONLY")
-            .await
-        {
-            session
-                .refuse_login(
-                    reply_seq,
-                    &ErrPacket::new(ER_HOOP, "08S01", &format!("hoop: {e}")),
-                )
-                .await;
-            outcome.error = Some(e.to_string());
-            return outcome;
-        }
+            .await;
+    }
+    if setup.is_ok() {
+        setup = session.learn_max_packet().await;
+    }
+    if let Err(e) = setup {
+        session
+            .refuse_login(
+                reply_seq,
+                &ErrPacket::new(ER_HOOP, "08S01", &format!("hoop: {e}")),
+            )
+            .await;
+        outcome.error = Some(e.to_string());
+        return outcome;
     }
     let ok = OkPacket {
         status: backend.ok.status,

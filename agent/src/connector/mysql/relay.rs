@@ -97,6 +97,8 @@ pub struct Session {
     down: u64,
     /// Prepared statement id → its SQL.
     statements: HashMap<u32, String>,
+    /// Largest client packet accepted: the backend's `max_allowed_packet`.
+    max_packet: usize,
 }
 
 /// The database a lone `USE name` statement switches to.
@@ -136,6 +138,7 @@ impl Session {
             up: 0,
             down: 0,
             statements: HashMap::new(),
+            max_packet: mysql::MAX_PACKET_LEN,
         }
     }
 
@@ -174,6 +177,43 @@ impl Session {
         }
     }
 
+    /// Reads the backend's `max_allowed_packet`: client packets longer
+    /// than that are refused before the agent buffers them whole.
+    pub async fn learn_max_packet(&mut self) -> Result<(), RelayError> {
+        let caps = self.caps();
+        let sql = "SELECT @@max_allowed_packet";
+        let mut cmd = BytesMut::new();
+        mysql::write_packet(&mut cmd, 0, |o| {
+            mysql::command::encode_query(sql.as_bytes(), caps, o);
+            Ok(())
+        })
+        .map_err(|e| RelayError::Backend(e.to_string()))?;
+        self.send_backend(&cmd).await?;
+        let bad = |what: &str| RelayError::Backend(format!("{sql}: {what}"));
+        let head = self.backend_packet().await?;
+        let header = ResultSetHeader::decode(&head.payload).map_err(|_| bad("no result set"))?;
+        if header.column_count != 1 {
+            return Err(bad("not one column"));
+        }
+        self.backend_packet().await?;
+        if caps & CLIENT_DEPRECATE_EOF == 0 {
+            self.backend_packet().await?;
+        }
+        let row = self.backend_packet().await?;
+        let value = mysql::TextRow::decode(&row.payload, 1)
+            .ok()
+            .and_then(|r| r.get(0).flatten().map(<[u8]>::to_vec))
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| bad("not a number"))?;
+        let end = self.backend_packet().await?;
+        if classify_row_packet(&end.payload) != RowPacketKind::End {
+            return Err(bad("more than one row"));
+        }
+        self.max_packet = value.clamp(1 << 20, mysql::MAX_PACKET_LEN);
+        Ok(())
+    }
+
     /// Tells the client its login failed after all, and ends.
     pub async fn refuse_login(&mut self, seq: u8, err: &ErrPacket) {
         let _ = mysql::write_packet(&mut self.out, seq, |o| err.encode(o));
@@ -209,7 +249,7 @@ impl Session {
         loop {
             self.next_seq = 1;
             let packet = tokio::select! {
-                p = client_packet(&mut self.recv, &mut self.cbuf, mysql::MAX_PACKET_LEN) => {
+                p = client_packet(&mut self.recv, &mut self.cbuf, self.max_packet) => {
                     match p {
                         Ok(Some(p)) => p,
                         Ok(None) => {
@@ -703,8 +743,7 @@ impl Session {
     async fn local_infile(&mut self) -> Result<u64, RelayError> {
         let mut sent = 0u64;
         loop {
-            let p = match client_packet(&mut self.recv, &mut self.cbuf, mysql::MAX_PACKET_LEN).await
-            {
+            let p = match client_packet(&mut self.recv, &mut self.cbuf, self.max_packet).await {
                 Ok(Some(p)) => p,
                 Ok(None) => {
                     return Err(RelayError::Tunnel("client left during LOCAL INFILE".into()));

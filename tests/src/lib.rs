@@ -7,3 +7,4 @@ pub mod mysql;
 pub mod oidc;
 pub mod pg;
 pub mod servers;
+pub mod sshd;

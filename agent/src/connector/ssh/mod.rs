@@ -9,8 +9,8 @@ mod channel;
 pub mod recording;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::{RecvStream, SendStream};
@@ -126,17 +126,33 @@ pub async fn serve(
         recordings: AtomicU32::new(0),
     });
     let error = backend.as_ref().err().cloned();
+    let tasks = Arc::new(Mutex::new(Vec::new()));
     let handler = Front {
         ctx: ctx.clone(),
         backend: backend.ok().map(Arc::new),
         error: error.clone(),
-        tasks: Vec::new(),
+        tasks: tasks.clone(),
     };
     let stream = tokio::io::join(recv, send);
     let result = match server::run_stream(config, stream, handler).await {
         Ok(running) => running.await.err().map(|e| e.to_string()),
         Err(e) => Some(e.to_string()),
     };
+    // Let the channels write their end records (the caller is gone, so
+    // their reads end at once); a stuck one is cut off.
+    let pending: Vec<_> = tasks
+        .lock()
+        .map(|mut t| t.drain(..).collect())
+        .unwrap_or_default();
+    for t in pending {
+        let abort = t.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
     Outcome {
         bytes_up: ctx.bytes_up.load(Ordering::Relaxed),
         bytes_down: ctx.bytes_down.load(Ordering::Relaxed),
@@ -150,15 +166,7 @@ struct Front {
     backend: Option<Arc<backend::Backend>>,
     /// Why the host could not be reached; told to the caller at login.
     error: Option<String>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Environment variables a caller may pass to the host (`SendEnv`).
@@ -210,7 +218,9 @@ impl server::Handler for Front {
             Ok(b) => {
                 reply.accept().await;
                 let t = channel::spawn_session(self.ctx.clone(), channel, b, session.handle());
-                self.tasks.push(t);
+                if let Ok(mut v) = self.tasks.lock() {
+                    v.push(t);
+                }
             }
             Err(e) => {
                 tracing::warn!(connection = %self.ctx.cfg.name, error = %e, "host refused a session channel");
@@ -255,7 +265,9 @@ impl server::Handler for Front {
             Ok(b) => {
                 reply.accept().await;
                 let t = channel::spawn_forward(self.ctx.clone(), channel, b, target);
-                self.tasks.push(t);
+                if let Ok(mut v) = self.tasks.lock() {
+                    v.push(t);
+                }
             }
             Err(e) => {
                 tracing::info!(connection = %self.ctx.cfg.name, %target, error = %e, "host refused a forward");

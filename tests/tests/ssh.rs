@@ -1,0 +1,259 @@
+//! `ssh` connections end to end: a real OpenSSH server started by the
+//! test (its own host key; the agent's key is the only authorized one),
+//! the real agent, and the real `ssh`, `scp` and `sftp` clients through
+//! `hoop ssh` and `hoop connect`, which hold no key for the host.
+
+#[path = "postgres_common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use common::{Setup, stderr, stdout};
+use hoop_tests::harness::{Conn, Connect};
+use hoop_tests::sshd::Sshd;
+
+/// An `ssh` connection to `sshd` as root with the agent's key.
+fn ssh_conn(name: &str, sshd: &Sshd, extra: &str) -> Conn {
+    Conn {
+        kind: "ssh".into(),
+        ..Conn::tcp(name, sshd.addr)
+    }
+    .extra(&format!(
+        "user = \"root\"\nprivate_key = {{ file = {:?} }}\nhost_key = {:?}\n{extra}",
+        sshd.client_key.display().to_string(),
+        sshd.host_key
+    ))
+}
+
+/// ssh options every client here uses: no user config, never prompt.
+const QUIET: [&str; 6] = [
+    "-F",
+    "/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+];
+
+/// `hoop ssh NAME -- ARGS`.
+fn hoop_ssh(s: &Setup, name: &str, args: &[&str]) -> Output {
+    s.agent
+        .hoop(Some(&s.token))
+        .args(["ssh", name, "--"])
+        .args(QUIET)
+        .args(args)
+        .output()
+        .expect("run hoop ssh")
+}
+
+/// The known-hosts file `hoop connect` manages for this agent's caller.
+fn known_hosts(s: &Setup) -> PathBuf {
+    s.agent.dir.path().join("cli").join("known_hosts")
+}
+
+/// `ssh`-family options for a `hoop connect` port.
+fn client_opts(s: &Setup, name: &str, c: &Connect, port_flag: &str) -> Vec<String> {
+    let mut v: Vec<String> = QUIET.iter().map(|s| s.to_string()).collect();
+    v.extend([
+        port_flag.to_string(),
+        c.addr.port().to_string(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", known_hosts(s).display()),
+        "-o".into(),
+        format!("HostKeyAlias=hoop-{name}"),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+    ]);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_relays_output_and_exit_status_and_is_audited() {
+    let sshd = Sshd::start().unwrap();
+    let s = Setup::start(&[ssh_conn("web", &sshd, "")]).await;
+    let out = hoop_ssh(
+        &s,
+        "web",
+        &["echo hello from $(hostname); echo oops >&2; exit 3"],
+    );
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).starts_with("hello from"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("oops"), "{}", stderr(&out));
+    let ev = s.wait_event("ssh_request", |e| e["request"] == "exec");
+    assert_eq!(ev["user"], common::HOOP_USER);
+    assert!(ev["command"].as_str().unwrap().contains("echo hello"));
+    let end = s.wait_event("ssh_channel_end", |e| e["request"] == "exec");
+    assert_eq!(end["exit_status"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deny_rule_refuses_an_exec_command_before_the_host_sees_it() {
+    let sshd = Sshd::start().unwrap();
+    let victim = sshd.dir.path().join("victim");
+    std::fs::write(&victim, "still here").unwrap();
+    let conn = ssh_conn(
+        "web",
+        &sshd,
+        "[[connection.deny]]\npattern = '^\\s*rm\\s'\nmessage = \"rm is not allowed through hoop\"\n",
+    );
+    let s = Setup::start(&[conn]).await;
+    let cmd = format!("rm -f {}", victim.display());
+    let out = hoop_ssh(&s, "web", &[&cmd]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rm is not allowed through hoop"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(victim.exists(), "the refused command ran");
+    let ev = s.wait_event("ssh_request", |e| e["outcome"] == "refused");
+    assert_eq!(ev["command"], cmd.as_str());
+    assert_eq!(ev["rule"], "^\\s*rm\\s");
+    // Other commands still run.
+    let out = hoop_ssh(&s, "web", &["cat", &victim.display().to_string()]);
+    assert_eq!(stdout(&out), "still here", "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_host_key_mismatch_is_refused_naming_both_keys() {
+    let sshd = Sshd::start().unwrap();
+    let other = sshd.dir.path().join("other_ed25519");
+    let kg = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(kg.success());
+    let wrong = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let conn = Conn {
+        kind: "ssh".into(),
+        ..Conn::tcp("web", sshd.addr)
+    }
+    .extra(&format!(
+        "user = \"root\"\nprivate_key = {{ file = {:?} }}\nhost_key = {:?}\n",
+        sshd.client_key.display().to_string(),
+        wrong.trim()
+    ));
+    let s = Setup::start(&[conn]).await;
+    let out = hoop_ssh(&s, "web", &["echo", "should not run"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    let fp = |pubfile: PathBuf| {
+        let o = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(pubfile)
+            .output()
+            .unwrap();
+        stdout(&o).split_whitespace().nth(1).unwrap().to_string()
+    };
+    let shown = fp(sshd.dir.path().join("host_ed25519.pub"));
+    let expected = fp(other.with_extension("pub"));
+    assert!(err.contains("host key mismatch"), "{err}");
+    assert!(err.contains(&shown), "{err} lacks {shown}");
+    assert!(err.contains(&expected), "{err} lacks {expected}");
+    assert!(!stdout(&out).contains("should not run"));
+    // The agent never logged in.
+    assert!(!sshd.log().contains("Accepted publickey"), "{}", sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scp_and_sftp_work_through_the_subsystem_and_the_key_stays_with_the_agent() {
+    let sshd = Sshd::start().unwrap();
+    let s = Setup::start(&[ssh_conn("web", &sshd, "")]).await;
+    let c = s.connect("web");
+    let work = sshd.dir.path().join("files");
+    std::fs::create_dir_all(&work).unwrap();
+    let local = s.agent.dir.path().join("payload.bin");
+    let mut data = vec![0u8; 6 * 1024 * 1024 + 123];
+    hoop_tests::servers::Noise::new(7).fill(&mut data);
+    std::fs::write(&local, &data).unwrap();
+
+    // scp up and back down (modern scp speaks sftp).
+    let remote = format!("root@127.0.0.1:{}", work.join("up.bin").display());
+    let out = Command::new("scp")
+        .args(client_opts(&s, "web", &c, "-P"))
+        .arg(&local)
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scp up: {}", stderr(&out));
+    let back = s.agent.dir.path().join("back.bin");
+    let out = Command::new("scp")
+        .args(client_opts(&s, "web", &c, "-P"))
+        .arg(&remote)
+        .arg(&back)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scp down: {}", stderr(&out));
+    let sum = hoop_tests::servers::sha256;
+    assert_eq!(
+        sum(&std::fs::read(work.join("up.bin")).unwrap()),
+        sum(&data)
+    );
+    assert_eq!(sum(&std::fs::read(&back).unwrap()), sum(&data));
+
+    // sftp: a listing and an upload.
+    std::fs::write(work.join("listed.txt"), "x").unwrap();
+    let batch = s.agent.dir.path().join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "ls {dir}\nput {local} {dir}/put.bin\n",
+            dir = work.display(),
+            local = local.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("sftp")
+        .args(client_opts(&s, "web", &c, "-P"))
+        .arg("-b")
+        .arg(&batch)
+        .arg("127.0.0.1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sftp: {}", stderr(&out));
+    assert!(stdout(&out).contains("listed.txt"), "{}", stdout(&out));
+    assert_eq!(
+        sum(&std::fs::read(work.join("put.bin")).unwrap()),
+        sum(&data)
+    );
+    s.wait_event("ssh_request", |e| {
+        e["request"] == "subsystem" && e["command"] == "sftp"
+    });
+
+    // The caller's side holds the agent's host key, never the host's key
+    // nor the agent's private key for the host.
+    let private = std::fs::read_to_string(&sshd.client_key).unwrap();
+    let body: String = private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let kh = std::fs::read_to_string(known_hosts(&s)).unwrap();
+    assert!(kh.starts_with("hoop-web ssh-ed25519 "), "{kh}");
+    let host_b64 = sshd.host_key.split_whitespace().nth(1).unwrap();
+    assert!(!kh.contains(host_b64), "{kh}");
+    for entry in walk(&s.agent.dir.path().join("cli")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).replace('\n', "");
+        assert!(
+            !text.contains(&body[..40]),
+            "{} holds the key",
+            entry.display()
+        );
+    }
+    assert!(!c.stderr.all().contains(&body[..40]));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

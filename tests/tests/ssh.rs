@@ -257,3 +257,135 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A tmux server of its own (a private socket) for one test.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.socket);
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("tmux")
+    }
+    fn screen(&self) -> String {
+        stdout(&self.run(&["capture-pane", "-p", "-t", "hoop"]))
+    }
+    /// Waits until the pane shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        common::wait_for(&format!("{text:?} on the terminal"), || {
+            let s = self.screen();
+            s.contains(text).then_some(s)
+        })
+        .unwrap_or_else(|e| panic!("{e}; screen:\n{}", self.screen()))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interactive_shell_with_a_pty_and_a_resize_is_recorded() {
+    let sshd = Sshd::start().unwrap();
+    let s = Setup::start(&[ssh_conn("web", &sshd, "")]).await;
+    let tmux = Tmux {
+        socket: s.agent.dir.path().join("tmux.sock"),
+    };
+    // hoop's environment (agent address, pin, token, config dir) for the
+    // tmux server, which the shell inside inherits.
+    let hoop = s.agent.hoop(Some(&s.token));
+    let mut start = tmux.cmd();
+    for (k, v) in hoop.get_envs() {
+        match v {
+            Some(v) => start.env(k, v),
+            None => start.env_remove(k),
+        };
+    }
+    let line = format!(
+        "{} ssh web -- -F /dev/null -o BatchMode=yes -o LogLevel=ERROR; sleep 30",
+        hoop_tests::harness::bin("hoop").display()
+    );
+    let out = start
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "hoop",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &line,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tmux: {}", stderr(&out));
+    tmux.run(&[
+        "send-keys",
+        "-t",
+        "hoop",
+        "export PS1='remote''$ '",
+        "Enter",
+    ]);
+    tmux.wait_for("remote$");
+    tmux.run(&[
+        "send-keys",
+        "-t",
+        "hoop",
+        "tty; stty size; echo marker-$((6*7))",
+        "Enter",
+    ]);
+    let screen = tmux.wait_for("marker-42");
+    assert!(screen.contains("/dev/pts/"), "{screen}");
+    assert!(screen.contains("30 100"), "{screen}");
+    tmux.run(&["resize-window", "-t", "hoop", "-x", "120", "-y", "40"]);
+    tmux.run(&["send-keys", "-t", "hoop", "stty size", "Enter"]);
+    tmux.wait_for("40 120");
+    tmux.run(&["send-keys", "-t", "hoop", "exit 0", "Enter"]);
+
+    let end = s.wait_event("ssh_channel_end", |e| e["request"] == "shell");
+    let rel = end["recording"].as_str().expect("a recording").to_string();
+    let start_ev = s.wait_event("ssh_request", |e| e["request"] == "shell");
+    assert_eq!(start_ev["recording"], rel.as_str());
+    let path = s.agent.data_dir().join(&rel);
+    assert!(rel.starts_with("recordings/"), "{rel}");
+    assert!(
+        rel.contains(end["session"].as_str().unwrap()),
+        "{rel} names the session"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert_eq!(header["width"], 100);
+    assert_eq!(header["height"], 30);
+    let events: Vec<serde_json::Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    let joined = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e[1] == kind)
+            .map(|e| e[2].as_str().unwrap().to_string())
+            .collect::<String>()
+    };
+    assert!(joined("o").contains("marker-42"), "{text}");
+    assert!(joined("i").contains("echo marker-$((6*7))"), "{text}");
+    assert!(joined("r").contains("120x40"), "{text}");
+    let times: Vec<f64> = events.iter().map(|e| e[0].as_f64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "timestamps go forward"
+    );
+}

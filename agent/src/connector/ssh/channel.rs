@@ -187,6 +187,13 @@ async fn caller_to_host(
             } => {
                 lock(&state).pty = Some((term.clone(), col_width, row_height));
                 lock(&state).pending.push_back("pty-req");
+                // The library hands over its whole mode table, padded with
+                // TTY_OP_END, and counts the padding when encoding: drop it.
+                let terminal_modes: Vec<_> = terminal_modes
+                    .iter()
+                    .copied()
+                    .filter(|(code, _)| *code != russh::Pty::TTY_OP_END)
+                    .collect();
                 back_w
                     .request_pty(
                         true,

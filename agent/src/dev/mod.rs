@@ -50,6 +50,15 @@ pub struct DevArgs {
     /// with the system's roots), with an optional base path.
     #[arg(long = "http", value_name = "NAME=URL", value_parser = parse_http)]
     pub http: Vec<HttpUrl>,
+    /// An SSH host callers may open as NAME (repeatable); the agent logs
+    /// in as USER with `--ssh-key` and trusts the host's key on first use
+    /// (remembered in the data dir). Port 22 when left out.
+    #[arg(long = "ssh", value_name = "NAME=USER@HOST:PORT", value_parser = parse_ssh)]
+    pub ssh: Vec<SshTarget>,
+    /// The private key (OpenSSH format) the agent logs in to the `--ssh`
+    /// hosts with; callers never see it.
+    #[arg(long = "ssh-key", value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
     /// Mask results of the `--postgres`, `--mysql` or `--http` connection NAME (repeatable) with
     /// the demo profile: every built-in detector, `partial` strategy, and
     /// whole-value rules for `*password*`, `*secret*` and `*ssn*` columns
@@ -197,6 +206,38 @@ pub fn parse_http(s: &str) -> Result<HttpUrl, String> {
     })
 }
 
+/// `NAME=USER@HOST:PORT` from `--ssh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub name: String,
+    pub user: String,
+    /// `host:port`.
+    pub address: String,
+}
+
+/// Parses `NAME=USER@HOST[:PORT]` (port 22 when left out).
+pub fn parse_ssh(s: &str) -> Result<SshTarget, String> {
+    let bad = || format!("{s:?} is not NAME=USER@HOST:PORT (e.g. web=deploy@10.0.0.5:22)");
+    let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (user, host) = rest.rsplit_once('@').ok_or_else(bad)?;
+    if name.is_empty() || user.is_empty() || host.is_empty() {
+        return Err(bad());
+    }
+    let address = if split_host_port(host).is_ok() {
+        host.to_string()
+    } else if host.starts_with('[') || !host.contains(':') {
+        format!("{host}:22")
+    } else {
+        return Err(bad());
+    };
+    split_host_port(&address).map_err(|e| format!("{name}: {e}"))?;
+    Ok(SshTarget {
+        name: name.to_string(),
+        user: user.to_string(),
+        address,
+    })
+}
+
 /// `NAME=HOST:PORT` from a connection flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named {
@@ -294,6 +335,19 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
                 "mask": if args.mask.contains(&h.name) { demo_mask() } else { json!({}) },
             })
         }))
+        .chain(args.ssh.iter().map(|t| {
+            json!({
+                "name": t.name,
+                "type": "ssh",
+                "address": t.address,
+                "user": t.user,
+                "private_key": { "file": args.ssh_key.clone().unwrap_or_default() },
+                // Dev mode: the first key each host shows is remembered in
+                // <data_dir>/ssh_known_hosts and required from then on.
+                "trust_first_use": true,
+                "allow_groups": args.groups,
+            })
+        }))
         .collect();
     let mut cfg: AgentConfig = serde_json::from_value(json!({
         "listen": args.listen.to_string(),
@@ -314,6 +368,15 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
     }
     if args.groups.is_empty() || args.groups.iter().any(|g| g.trim().is_empty()) {
         problems.push("--groups: give one or more non-empty group names".to_string());
+    }
+    if !args.ssh.is_empty() && args.ssh_key.is_none() {
+        problems.push(
+            "--ssh-key: the --ssh connections need the private key the agent logs in with"
+                .to_string(),
+        );
+    }
+    if args.ssh.is_empty() && args.ssh_key.is_some() {
+        problems.push("--ssh-key: no --ssh connection uses it".to_string());
     }
     for m in &args.mask {
         if !args
@@ -422,6 +485,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         && args.postgres.is_empty()
         && args.mysql.is_empty()
         && args.http.is_empty()
+        && args.ssh.is_empty()
     {
         // Nothing to reach yet: offer a built-in echo service so that the
         // quick start (login, connect, type) works out of the box.
@@ -553,6 +617,7 @@ impl Ready<'_> {
             && args.postgres.is_empty()
             && args.mysql.is_empty()
             && args.http.is_empty()
+            && args.ssh.is_empty()
         {
             let _ = writeln!(s, "connections: none (add --tcp NAME=HOST:PORT)");
         }
@@ -573,6 +638,13 @@ impl Ready<'_> {
                 } else {
                     ""
                 }
+            );
+        }
+        for t in &args.ssh {
+            let _ = writeln!(
+                s,
+                "connection: {} ssh {} (as {}, host key trusted on first use)",
+                t.name, t.address, t.user
             );
         }
         for h in &args.http {
@@ -602,6 +674,7 @@ impl Ready<'_> {
             .first()
             .map(|p| p.name.as_str())
             .or_else(|| args.http.first().map(|h| h.name.as_str()))
+            .or_else(|| args.ssh.first().map(|t| t.name.as_str()))
             .or_else(|| args.tcp.first().map(|t| t.name.as_str()))
             .unwrap_or("NAME");
         let login = format!("hoop login --agent {agent} --fingerprint {fp}");

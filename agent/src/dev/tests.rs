@@ -297,3 +297,41 @@ fn http_urls_become_http_connections() {
         );
     }
 }
+
+#[test]
+fn ssh_targets_become_ssh_connections_with_the_key() {
+    let a = args(&[
+        "--ssh",
+        "web=deploy@10.0.0.5:2200",
+        "--ssh",
+        "db=root@db.internal",
+        "--ssh-key",
+        "/keys/agent_ed25519",
+    ])
+    .unwrap();
+    assert_eq!(
+        a.ssh[1],
+        SshTarget {
+            name: "db".into(),
+            user: "root".into(),
+            address: "db.internal:22".into()
+        }
+    );
+    let cfg = agent_config(&a, Path::new("/tmp/d"), "http://127.0.0.1:1").unwrap();
+    let web = cfg.connection("web").unwrap();
+    assert_eq!(web.kind, crate::config::ConnectionKind::Ssh);
+    assert_eq!(web.address, "10.0.0.5:2200");
+    assert_eq!(web.user.as_deref(), Some("deploy"));
+    assert!(web.trust_first_use);
+    assert_eq!(
+        web.private_key,
+        Some(crate::config::SecretRef::File {
+            file: "/keys/agent_ed25519".into()
+        })
+    );
+    assert!(parse_ssh("web=10.0.0.5:22").is_err());
+
+    let no_key = args(&["--ssh", "web=deploy@10.0.0.5:22"]).unwrap();
+    let e = agent_config(&no_key, Path::new("/tmp/d"), "http://127.0.0.1:1").unwrap_err();
+    assert!(e.to_string().contains("--ssh-key"), "{e}");
+}

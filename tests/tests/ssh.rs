@@ -389,3 +389,85 @@ async fn an_interactive_shell_with_a_pty_and_a_resize_is_recorded() {
         "timestamps go forward"
     );
 }
+
+/// `ssh -N -L PORT:TARGET` through `c`, until dropped.
+struct Forward(std::process::Child);
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn forward(s: &Setup, name: &str, c: &Connect, target: std::net::SocketAddr) -> (Forward, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("ssh")
+        .args(client_opts(s, name, c, "-p"))
+        .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+        .arg(format!("127.0.0.1:{port}:{target}"))
+        .arg("127.0.0.1")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Forward(child), port)
+}
+
+/// Sends `msg` through the forward and reads what comes back; `None` when
+/// the forward closes without answering.
+async fn echo_via(port: u16, msg: &[u8]) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    tcp.write_all(msg).await.ok()?;
+    let mut buf = vec![0u8; msg.len()];
+    tokio::time::timeout(common::WAIT, tcp.read_exact(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some(buf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_forwarding_works_only_when_the_connection_allows_it() {
+    let sshd = Sshd::start().unwrap();
+    let echo = hoop_tests::servers::echo().await.unwrap();
+    let s = Setup::start(&[
+        ssh_conn("open", &sshd, "allow_port_forwarding = true"),
+        ssh_conn("closed", &sshd, ""),
+    ])
+    .await;
+
+    let c = s.connect("open");
+    let (_fwd, port) = forward(&s, "open", &c, echo);
+    let got = common::wait_for("the -L forward to echo", || {
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| rt.block_on(echo_via(port, b"ping through -L")))
+    })
+    .unwrap();
+    assert_eq!(got, b"ping through -L");
+    s.wait_event("ssh_request", |e| {
+        e["request"] == "direct-tcpip" && e["outcome"] == "ok"
+    });
+
+    let c2 = s.connect("closed");
+    let (_fwd2, port2) = forward(&s, "closed", &c2, echo);
+    let refused = s.wait_audit("a refused direct-tcpip", |evs| {
+        let rt = tokio::runtime::Handle::current();
+        let answer = tokio::task::block_in_place(|| rt.block_on(echo_via(port2, b"x")));
+        assert!(
+            answer.is_none(),
+            "a forward went through a closed connection"
+        );
+        evs.iter()
+            .find(|e| e["request"] == "direct-tcpip" && e["outcome"] == "refused")
+            .cloned()
+    });
+    assert_eq!(refused["connection"], "closed");
+    assert_eq!(refused["rule"], "allow_port_forwarding");
+}

@@ -103,3 +103,73 @@ pub fn parse_host_key(text: &str) -> Result<russh::keys::PublicKey, String> {
     russh::keys::PublicKey::from_openssh(&format!("{alg} {b64}"))
         .map_err(|e| format!("{text:?} is not a public key: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::AgentConfig;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host";
+
+    fn problems(conn: &str) -> Vec<String> {
+        let text = format!(
+            "data_dir = '/x'\n[[issuer]]\nurl = 'https://id.example'\naudience = 'hoop'\n\
+             [[connection]]\nname = 'web'\nallow_groups = ['ops']\n{conn}"
+        );
+        let cfg = AgentConfig::parse(&text).unwrap();
+        cfg.validate().err().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_complete_ssh_connection_is_valid() {
+        let p = problems(&format!(
+            "type = 'ssh'\naddress = 'h:22'\nuser = 'deploy'\nprivate_key = {{ file = '/k' }}\nhost_key = '{KEY}'\n"
+        ));
+        assert!(p.is_empty(), "{p:?}");
+        let cfg = AgentConfig::parse(&format!(
+            "data_dir = '/x'\n[[connection]]\nname = 'web'\ntype = 'ssh'\naddress = 'h:22'\nuser = 'u'\nprivate_key = {{ file = '/k' }}\nhost_key = '{KEY}'\n"
+        ))
+        .unwrap();
+        let c = &cfg.connections[0];
+        assert!(c.record_input && !c.allow_port_forwarding && !c.trust_first_use);
+    }
+
+    #[test]
+    fn missing_pieces_name_their_keys() {
+        let p = problems("type = 'ssh'\naddress = 'h:22'\n").join("\n");
+        assert!(p.contains("connection[0].user:"), "{p}");
+        assert!(p.contains("connection[0].private_key:"), "{p}");
+        assert!(p.contains("connection[0].host_key:"), "{p}");
+        let p = problems(
+            "type = 'ssh'\naddress = 'h:22'\nuser = 'u'\nprivate_key = { file = '/k' }\nhost_key = 'ssh-ed25519 nope'\n",
+        )
+        .join("\n");
+        assert!(
+            p.contains("connection[0].host_key: \"ssh-ed25519 nope\" is not a public key"),
+            "{p}"
+        );
+        let p = problems(
+            "type = 'ssh'\naddress = 'h:22'\nuser = 'u'\nprivate_key = { file = '/k' }\ntrust_first_use = true\ndatabase = 'd'\n",
+        )
+        .join("\n");
+        assert!(
+            p.contains("connection[0].database: an ssh connection does not take this"),
+            "{p}"
+        );
+        assert!(!p.contains("host_key"), "{p}");
+    }
+
+    #[test]
+    fn ssh_keys_are_refused_on_other_types() {
+        let p = problems("type = 'tcp'\naddress = 'h:1'\nhost_key = 'x'\nrecord_input = false\n")
+            .join("\n");
+        assert!(
+            p.contains("connection[0].host_key: only ssh connections take this"),
+            "{p}"
+        );
+        assert!(
+            p.contains("connection[0].record_input: only ssh connections take this"),
+            "{p}"
+        );
+    }
+}

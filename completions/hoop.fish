@@ -35,6 +35,8 @@ complete -c hoop -n "__fish_hoop_needs_command" -f -a "trust" -d 'Remember an ag
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "connections" -d 'List the connections you may open'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "connect" -d 'Open a local port that leads to a connection'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "ssh" -d 'Open a shell (or run a command) on an ssh connection with your own `ssh`, checking the agent\'s host key from hoop\'s known-hosts file'
+complete -c hoop -n "__fish_hoop_needs_command" -f -a "sessions" -d 'List recorded ssh sessions: your own, or everyone\'s for a member of the agent\'s auditor group'
+complete -c hoop -n "__fish_hoop_needs_command" -f -a "replay" -d 'Play a recorded ssh session back in the terminal'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "exec" -d 'Run SQL on a database connection through the agent and print the results (audited and guarded like any client)'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "whoami" -d 'Show who the agent says you are'
 complete -c hoop -n "__fish_hoop_needs_command" -f -a "completions" -d 'Write shell completions to standard output'
@@ -73,6 +75,18 @@ complete -c hoop -n "__fish_hoop_using_subcommand ssh" -l agent -d 'Agent addres
 complete -c hoop -n "__fish_hoop_using_subcommand ssh" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
 complete -c hoop -n "__fish_hoop_using_subcommand ssh" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
 complete -c hoop -n "__fish_hoop_using_subcommand ssh" -s h -l help -d 'Print help'
+complete -c hoop -n "__fish_hoop_using_subcommand sessions" -s o -l output -r -f -a "table\t''
+json\t''"
+complete -c hoop -n "__fish_hoop_using_subcommand sessions" -l agent -d 'Agent address, HOST:PORT (UDP)' -r
+complete -c hoop -n "__fish_hoop_using_subcommand sessions" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
+complete -c hoop -n "__fish_hoop_using_subcommand sessions" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
+complete -c hoop -n "__fish_hoop_using_subcommand sessions" -s h -l help -d 'Print help'
+complete -c hoop -n "__fish_hoop_using_subcommand replay" -l speed -d 'Playback speed: 2 plays twice as fast' -r
+complete -c hoop -n "__fish_hoop_using_subcommand replay" -l idle-limit -d 'Longest pause kept, in seconds (before --speed applies)' -r
+complete -c hoop -n "__fish_hoop_using_subcommand replay" -l agent -d 'Agent address, HOST:PORT (UDP)' -r
+complete -c hoop -n "__fish_hoop_using_subcommand replay" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
+complete -c hoop -n "__fish_hoop_using_subcommand replay" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
+complete -c hoop -n "__fish_hoop_using_subcommand replay" -s h -l help -d 'Print help'
 complete -c hoop -n "__fish_hoop_using_subcommand exec" -s i -l input -d 'The SQL to run (several statements may be separated by `;`)' -r
 complete -c hoop -n "__fish_hoop_using_subcommand exec" -s f -l file -d 'Read the SQL from FILE' -r -F
 complete -c hoop -n "__fish_hoop_using_subcommand exec" -s d -l database -d 'Database, when the connection offers more than one' -r
@@ -93,13 +107,15 @@ complete -c hoop -n "__fish_hoop_using_subcommand completions" -l agent -d 'Agen
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -l fingerprint -d 'SHA-256 fingerprint of the agent\'s CA, as `hoop-agent init` printed it' -r
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -l ca -d 'The agent\'s CA certificate (PEM), instead of a fingerprint' -r -F
 complete -c hoop -n "__fish_hoop_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "login" -d 'Sign in with the agent\'s identity provider (browser, device code or client credentials) and remember the agent'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "logout" -d 'Forget your tokens for the agent and revoke the refresh token'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "trust" -d 'Remember an agent and its pin for later commands'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "connections" -d 'List the connections you may open'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "connect" -d 'Open a local port that leads to a connection'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "ssh" -d 'Open a shell (or run a command) on an ssh connection with your own `ssh`, checking the agent\'s host key from hoop\'s known-hosts file'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "exec" -d 'Run SQL on a database connection through the agent and print the results (audited and guarded like any client)'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "whoami" -d 'Show who the agent says you are'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "completions" -d 'Write shell completions to standard output'
-complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh exec whoami completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "login" -d 'Sign in with the agent\'s identity provider (browser, device code or client credentials) and remember the agent'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "logout" -d 'Forget your tokens for the agent and revoke the refresh token'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "trust" -d 'Remember an agent and its pin for later commands'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "connections" -d 'List the connections you may open'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "connect" -d 'Open a local port that leads to a connection'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "ssh" -d 'Open a shell (or run a command) on an ssh connection with your own `ssh`, checking the agent\'s host key from hoop\'s known-hosts file'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "sessions" -d 'List recorded ssh sessions: your own, or everyone\'s for a member of the agent\'s auditor group'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "replay" -d 'Play a recorded ssh session back in the terminal'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "exec" -d 'Run SQL on a database connection through the agent and print the results (audited and guarded like any client)'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "whoami" -d 'Show who the agent says you are'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "completions" -d 'Write shell completions to standard output'
+complete -c hoop -n "__fish_hoop_using_subcommand help; and not __fish_seen_subcommand_from login logout trust connections connect ssh sessions replay exec whoami completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -40,6 +40,11 @@ pub struct AgentConfig {
     /// sign-in, a fixed `HOOP_TOKEN`) is cut off.
     #[serde(default = "default_grace")]
     pub token_grace_secs: u64,
+    /// Members of this group (by the issuer's groups claim) may list and
+    /// replay everyone's recorded `ssh` sessions; others see their own.
+    /// Default: none.
+    #[serde(default)]
+    pub auditor_group: Option<String>,
 }
 
 fn default_grace() -> u64 {

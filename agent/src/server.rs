@@ -381,10 +381,22 @@ async fn control_loop(
                 ErrorCode::BadRequest,
                 "this tunnel is already authenticated",
             )),
-            Request::Open { .. } => Response::Error(WireError::new(
-                ErrorCode::BadRequest,
-                "Open belongs on its own stream, not the control stream",
-            )),
+            Request::ListSessions => {
+                let id = tunnel.identity.read().await.clone();
+                Response::Sessions {
+                    sessions: connector::ssh::sessions::list(
+                        &shared.cfg.data_dir,
+                        &id,
+                        shared.cfg.auditor_group.as_deref(),
+                    ),
+                }
+            }
+            Request::Open { .. } | Request::FetchRecording { .. } => {
+                Response::Error(WireError::new(
+                    ErrorCode::BadRequest,
+                    "Open and FetchRecording belong on their own stream, not the control stream",
+                ))
+            }
         };
         if !reply(&mut send, &resp).await {
             return;
@@ -432,6 +444,10 @@ async fn handle_stream(
             return;
         }
     };
+    if let Request::FetchRecording { recording } = req {
+        send_recording(&shared, &tunnel, send, &recording).await;
+        return;
+    }
     let Request::Open {
         connection,
         client_addr,
@@ -613,6 +629,72 @@ async fn handle_stream(
             audit.end(&shared, out.bytes_up, out.bytes_down, out.error, None, None);
         }
     }
+}
+
+/// Answers `FetchRecording`: the header, then the file's bytes.
+async fn send_recording(shared: &Shared, tunnel: &Tunnel, mut send: SendStream, name: &str) {
+    let id = tunnel.identity.read().await.clone();
+    let leeway = shared.leeway_for(&id.issuer);
+    let found = if id.expires_at + leeway < now_unix() {
+        Err("your token has expired; sign in again".to_string())
+    } else {
+        connector::ssh::sessions::find(
+            &shared.cfg.data_dir,
+            name,
+            &id,
+            shared.cfg.auditor_group.as_deref(),
+        )
+    };
+    shared.audit.record(Event::RecordingFetched {
+        peer: tunnel.peer.to_string(),
+        who: Who::from(&id),
+        recording: name.to_string(),
+        session: found.as_ref().ok().map(|(_, r)| r.session.clone()),
+        outcome: if found.is_ok() { "ok" } else { "refused" }.into(),
+    });
+    let (path, info) = match found {
+        Ok(f) => f,
+        Err(msg) => {
+            let _ = reply(
+                &mut send,
+                &Response::Error(WireError::new(ErrorCode::Forbidden, msg)),
+            )
+            .await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = reply(
+                &mut send,
+                &Response::Error(WireError::new(
+                    ErrorCode::Internal,
+                    format!("the agent cannot read recording {name:?}: {e}"),
+                )),
+            )
+            .await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(info.size);
+    if !reply(
+        &mut send,
+        &Response::Recording {
+            recording: info.recording,
+            size,
+        },
+    )
+    .await
+    {
+        return;
+    }
+    // A recording still being written may grow: send what `size` said.
+    let mut limited = tokio::io::AsyncReadExt::take(&mut file, size);
+    let _ = tokio::io::copy(&mut limited, &mut send).await;
+    let _ = send.finish();
 }
 
 /// The start and end records of one forwarded connection.

@@ -100,6 +100,23 @@ pub enum Cmd {
         #[arg(last = true, value_name = "SSH_ARGS")]
         args: Vec<String>,
     },
+    /// List recorded ssh sessions: your own, or everyone's for a member
+    /// of the agent's auditor group.
+    Sessions {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Play a recorded ssh session back in the terminal.
+    Replay {
+        /// Recording name (from `hoop sessions`) or session id.
+        recording: String,
+        /// Playback speed: 2 plays twice as fast.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Longest pause kept, in seconds (before --speed applies).
+        #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+        idle_limit: f64,
+    },
     /// Run SQL on a database connection through the agent and print the
     /// results (audited and guarded like any client).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["input", "file", "stdin"])))]

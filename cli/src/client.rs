@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoop_proto::tunnel::{
-    ConnectionInfo, Identity, LoginSettings, PROTOCOL_VERSION, Request, Response, Token, WireError,
-    close,
+    ConnectionInfo, Identity, LoginSettings, PROTOCOL_VERSION, RecordedSession, Request, Response,
+    Token, WireError, close,
 };
 use hoop_tunnel::frame::{self, ReadFrameError};
 use hoop_tunnel::pin::PinFailure;
@@ -298,6 +298,46 @@ impl AgentClient {
             match request(send, recv, &Request::ListConnections).await? {
                 Response::Connections { connections } => Ok(connections),
                 other => Err(unexpected(other)),
+            }
+        })
+        .await
+    }
+
+    /// Recorded sessions the caller may see.
+    pub async fn list_sessions(&self) -> Result<Vec<RecordedSession>, ClientError> {
+        self.with_retry(|live| async move {
+            let mut control = live.control.lock().await;
+            let (send, recv) = &mut *control;
+            match request(send, recv, &Request::ListSessions).await? {
+                Response::Sessions { sessions } => Ok(sessions),
+                other => Err(unexpected(other)),
+            }
+        })
+        .await
+    }
+
+    /// Fetches one recording: its name and a stream of `size` bytes.
+    pub async fn fetch_recording(
+        &self,
+        recording: &str,
+    ) -> Result<(String, u64, RecvStream), ClientError> {
+        let req = Request::FetchRecording {
+            recording: recording.to_string(),
+        };
+        self.with_retry(|live| {
+            let req = req.clone();
+            async move {
+                let (mut send, mut recv) = live
+                    .conn
+                    .open_bi()
+                    .await
+                    .map_err(|e| ClientError::Transport(e.to_string()))?;
+                let resp = request(&mut send, &mut recv, &req).await?;
+                let _ = send.finish();
+                match resp {
+                    Response::Recording { recording, size } => Ok((recording, size, recv)),
+                    other => Err(unexpected(other)),
+                }
             }
         })
         .await

@@ -7,6 +7,7 @@ mod exec;
 mod exec_mysql;
 mod login;
 mod oidc;
+mod replay;
 mod session;
 mod settings;
 mod ssh;
@@ -237,6 +238,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .await;
             client.shutdown().await;
             return code;
+        }
+        Cmd::Sessions { output } => {
+            let client = client(&cli.agent)?;
+            let list = client.list_sessions().await;
+            client.shutdown().await;
+            let list = list?;
+            let mut out = std::io::stdout().lock();
+            match output {
+                Output::Json => write_json(&mut out, &list)?,
+                Output::Table => replay::table(&list, &mut out)?,
+            }
+        }
+        Cmd::Replay {
+            recording,
+            speed,
+            idle_limit,
+        } => {
+            let client = client(&cli.agent)?;
+            let r = replay::run(&client, &recording, speed, idle_limit).await;
+            client.shutdown().await;
+            r?;
         }
         Cmd::Ssh { name, args } => {
             let client = Arc::new(client(&cli.agent)?);

@@ -76,6 +76,14 @@ pub enum Request {
     Refresh { token: Token },
     /// List the connections the caller may open.
     ListConnections,
+    /// List recorded sessions: the caller's own, or all of them for a
+    /// member of the agent's `auditor_group`. Control stream; agents
+    /// before it answer `bad_request`.
+    ListSessions,
+    /// First message on a stream of its own: send one recording (by the
+    /// name `ListSessions` gave, or a session id); answered `Recording`,
+    /// then the file's bytes, then the stream finishes.
+    FetchRecording { recording: String },
     /// First message on a data stream: forward this stream to a connection.
     Open {
         connection: String,
@@ -102,6 +110,10 @@ pub enum Response {
     Refreshed { identity: Identity },
     /// Answer to `ListConnections`.
     Connections { connections: Vec<ConnectionInfo> },
+    /// Answer to `ListSessions`, oldest first.
+    Sessions { sessions: Vec<RecordedSession> },
+    /// Answer to `FetchRecording`: `size` bytes of asciicast v2 follow.
+    Recording { recording: String, size: u64 },
     /// Answer to `Open`: bytes may flow now.
     Opened { session: String },
     /// The request failed; the stream or connection ends after this.
@@ -133,6 +145,25 @@ pub struct ConnectionInfo {
     /// Absent from older agents and other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_host_key: Option<String>,
+}
+
+/// One recorded terminal (a shell or exec channel of an `ssh` session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedSession {
+    /// Name for `FetchRecording` (`<session>` or `<session>-N`).
+    pub recording: String,
+    /// The tunnel session it belongs to (as in the audit log).
+    pub session: String,
+    pub connection: String,
+    pub user: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    /// `shell` or `exec`.
+    pub request: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Size of the recording, in bytes.
+    pub size: u64,
 }
 
 /// What `hoop login` needs to sign in against this agent.

@@ -294,7 +294,23 @@ impl Drop for Tmux {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interactive_shell_with_a_pty_and_a_resize_is_recorded() {
     let sshd = Sshd::start().unwrap();
-    let s = Setup::start(&[ssh_conn("web", &sshd, "")]).await;
+    let issuer = hoop_tests::issuer::TestIssuer::start().await.unwrap();
+    let agent = hoop_tests::harness::Agent::start_env(
+        issuer.url(),
+        &[ssh_conn("web", &sshd, "")],
+        "auditor_group = \"audit\"",
+        "",
+        &[],
+    )
+    .unwrap();
+    let token = issuer
+        .token_for(common::HOOP_USER, &["eng"], "hoop", 3600)
+        .unwrap();
+    let s = Setup {
+        issuer,
+        agent,
+        token,
+    };
     let tmux = Tmux {
         socket: s.agent.dir.path().join("tmux.sock"),
     };
@@ -388,6 +404,12 @@ async fn an_interactive_shell_with_a_pty_and_a_resize_is_recorded() {
         times.windows(2).all(|w| w[0] <= w[1]),
         "timestamps go forward"
     );
+
+    let name = rel
+        .strip_prefix("recordings/")
+        .and_then(|r| r.strip_suffix(".cast"))
+        .unwrap();
+    check_sessions_and_replay(&s, name);
 }
 
 /// `ssh -N -L PORT:TARGET` through `c`, until dropped.
@@ -470,4 +492,51 @@ async fn local_forwarding_works_only_when_the_connection_allows_it() {
     });
     assert_eq!(refused["connection"], "closed");
     assert_eq!(refused["rule"], "allow_port_forwarding");
+}
+
+/// `hoop sessions -o json` and `hoop replay` as the Setup's user, another
+/// user, and an auditor.
+fn check_sessions_and_replay(s: &Setup, recording: &str) {
+    let out = s
+        .agent
+        .run_hoop(Some(&s.token), &["sessions", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mine = list.as_array().unwrap();
+    assert_eq!(mine.len(), 1, "{list}");
+    assert_eq!(mine[0]["recording"], recording);
+    assert_eq!(mine[0]["user"], common::HOOP_USER);
+    assert_eq!(mine[0]["request"], "shell");
+
+    let out = s.agent.run_hoop(
+        Some(&s.token),
+        &["replay", recording, "--speed", "50", "--idle-limit", "0.1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("marker-42"), "{}", stdout(&out));
+
+    let bob = s
+        .issuer
+        .token_for("bob@example.com", &["eng"], "hoop", 3600)
+        .unwrap();
+    let out = s.agent.run_hoop(Some(&bob), &["sessions", "-o", "json"]);
+    assert_eq!(stdout(&out).trim(), "[]", "{}", stderr(&out));
+    let out = s.agent.run_hoop(Some(&bob), &["replay", recording]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no recording"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("marker-42"));
+
+    let carol = s
+        .issuer
+        .token_for("carol@example.com", &["audit"], "hoop", 3600)
+        .unwrap();
+    let out = s.agent.run_hoop(Some(&carol), &["sessions"]);
+    assert!(stdout(&out).contains(recording), "{}", stdout(&out));
+    let out = s
+        .agent
+        .run_hoop(Some(&carol), &["replay", recording, "--speed", "50"]);
+    assert!(stdout(&out).contains("marker-42"), "{}", stderr(&out));
+    s.wait_event("recording_fetched", |e| {
+        e["user"] == "bob@example.com" && e["outcome"] == "refused"
+    });
 }

@@ -181,6 +181,18 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         recording: Option<String>,
     },
+    /// A caller fetched a recording (`hoop replay`).
+    RecordingFetched {
+        peer: String,
+        #[serde(flatten)]
+        who: Who,
+        recording: String,
+        /// The session it belongs to, when found.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// `ok` or `refused`.
+        outcome: String,
+    },
     /// An `ssh` session channel closed.
     SshChannelEnd {
         session: String,

@@ -106,6 +106,24 @@ fn start_recording(ctx: &Ctx, st: &mut State, command: Option<&str>) {
     };
     match Recorder::create(&path, &header) {
         Ok(r) => {
+            let meta = super::sessions::Meta {
+                recording: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                session: ctx.caller.session.clone(),
+                connection: ctx.cfg.name.clone(),
+                user: ctx.caller.who.user.clone(),
+                started_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                request: if command.is_some() { "exec" } else { "shell" }.into(),
+                command: command.map(String::from),
+            };
+            if let Err(e) = super::sessions::write_meta(&path, &meta) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot index a recording");
+            }
             st.recording = Some(
                 path.strip_prefix(&ctx.caller.data_dir)
                     .unwrap_or(&path)

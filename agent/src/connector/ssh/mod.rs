@@ -7,6 +7,7 @@
 mod backend;
 mod channel;
 pub mod recording;
+pub mod sessions;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -85,6 +85,12 @@ async fn exec_relays_output_and_exit_status_and_is_audited() {
     assert!(ev["command"].as_str().unwrap().contains("echo hello"));
     let end = s.wait_event("ssh_channel_end", |e| e["request"] == "exec");
     assert_eq!(end["exit_status"], 3);
+    // The agent logged in with its key, and hung up when the caller left.
+    common::wait_for("the agent's connection to sshd to close", || {
+        sshd.log().contains("Closing connection to").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", sshd.log()));
+    assert!(sshd.log().contains("Accepted publickey for root"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -539,4 +545,96 @@ fn check_sessions_and_replay(s: &Setup, recording: &str) {
     s.wait_event("recording_fetched", |e| {
         e["user"] == "bob@example.com" && e["outcome"] == "refused"
     });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dev_agent_serves_ssh_and_trusts_the_first_host_key() {
+    use std::io::{BufRead, BufReader};
+    let sshd = Sshd::start().unwrap();
+    let dir = hoop_tests::harness::TempDir::new("hoop-dev-ssh");
+    let data = dir.path().join("data");
+    let mut child = Command::new(hoop_tests::harness::bin("hoop-agent"))
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--idp-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--ssh")
+        .arg(format!("web=root@{}", sshd.addr))
+        .arg("--ssh-key")
+        .arg(&sshd.client_key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout_pipe = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut fields = std::collections::HashMap::new();
+    loop {
+        let line = rx
+            .recv_timeout(hoop_tests::harness::READY_TIMEOUT)
+            .expect("hoop-agent dev says ready");
+        if line.starts_with("ready:") {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(": ") {
+            fields.entry(k.to_string()).or_insert(v.to_string());
+        }
+    }
+    assert!(
+        fields["connection"].starts_with(&format!("web ssh {}", sshd.addr)),
+        "{fields:?}"
+    );
+    let secret = fields["client-credentials"]
+        .strip_prefix("hoop-ci ")
+        .unwrap();
+    let tokens: serde_json::Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{}/token", fields["idp"]))
+        .basic_auth("hoop-ci", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let out = Command::new(hoop_tests::harness::bin("hoop"))
+        .env("HOOP_AGENT", &fields["agent"])
+        .env("HOOP_AGENT_FINGERPRINT", &fields["fingerprint"])
+        .env("HOOP_CONFIG_DIR", dir.path().join("cli"))
+        .env("HOOP_TOKEN", token)
+        .args(["ssh", "web", "--"])
+        .args(QUIET)
+        .args(["echo", "dev-ok"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "dev-ok", "{}", stderr(&out));
+    let learnt = std::fs::read_to_string(data.join("ssh_known_hosts")).unwrap();
+    let host_b64 = sshd.host_key.split_whitespace().nth(1).unwrap();
+    assert!(learnt.contains(host_b64), "{learnt}");
 }

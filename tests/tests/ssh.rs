@@ -91,6 +91,9 @@ async fn exec_relays_output_and_exit_status_and_is_audited() {
     })
     .unwrap_or_else(|e| panic!("{e}: {}", sshd.log()));
     assert!(sshd.log().contains("Accepted publickey for root"));
+    let end = s.wait_event("session_end", |_| true);
+    assert_eq!(end["outcome"], "ok", "{end}");
+    assert!(end["bytes_down"].as_u64().unwrap() > 0, "{end}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,7 +174,7 @@ async fn scp_and_sftp_work_through_the_subsystem_and_the_key_stays_with_the_agen
     let work = sshd.dir.path().join("files");
     std::fs::create_dir_all(&work).unwrap();
     let local = s.agent.dir.path().join("payload.bin");
-    let mut data = vec![0u8; 6 * 1024 * 1024 + 123];
+    let mut data = vec![0u8; 100 * 1024 * 1024 + 123];
     hoop_tests::servers::Noise::new(7).fill(&mut data);
     std::fs::write(&local, &data).unwrap();
 

@@ -86,6 +86,25 @@ pub(super) fn spawn_session(
     })
 }
 
+/// Exec commands that carry a file-transfer protocol (legacy `scp -t`,
+/// `rsync --server`, git) rather than a terminal: audited, not recorded.
+fn is_file_transfer(command: &str) -> bool {
+    let program = command
+        .split_whitespace()
+        .next()
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .unwrap_or("");
+    matches!(
+        program,
+        "scp"
+            | "rsync"
+            | "sftp-server"
+            | "git-upload-pack"
+            | "git-receive-pack"
+            | "git-upload-archive"
+    )
+}
+
 /// Starts the recording of a shell or exec channel.
 fn start_recording(ctx: &Ctx, st: &mut State, command: Option<&str>) {
     let path = ctx.recording_path();
@@ -276,7 +295,9 @@ async fn caller_to_host(
                 }
                 {
                     let mut st = lock(&state);
-                    start_recording(&ctx, &mut st, Some(&text));
+                    if !is_file_transfer(&text) {
+                        start_recording(&ctx, &mut st, Some(&text));
+                    }
                     st.request = Some("exec".into());
                     st.command = Some(text.clone());
                     record_request(&ctx, id, &st, "exec", Some(text));
@@ -469,4 +490,17 @@ pub(super) fn spawn_forward(
             recording: None,
         });
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_transfers_are_not_recorded() {
+        assert!(super::is_file_transfer("scp -t /tmp/x"));
+        assert!(super::is_file_transfer(
+            "/usr/bin/rsync --server -vlogDtpre.iLsfxC . /tmp"
+        ));
+        assert!(!super::is_file_transfer("cat /etc/passwd"));
+        assert!(!super::is_file_transfer(""));
+    }
 }

@@ -136,8 +136,8 @@ pub async fn serve(
     };
     let stream = tokio::io::join(recv, send);
     let result = match server::run_stream(config, stream, handler).await {
-        Ok(running) => running.await.err().map(|e| e.to_string()),
-        Err(e) => Some(e.to_string()),
+        Ok(running) => running.await.err().and_then(session_error),
+        Err(e) => session_error(e),
     };
     // Let the channels write their end records (the caller is gone, so
     // their reads end at once); a stuck one is cut off.
@@ -158,6 +158,16 @@ pub async fn serve(
         bytes_up: ctx.bytes_up.load(Ordering::Relaxed),
         bytes_down: ctx.bytes_down.load(Ordering::Relaxed),
         error: error.or(result),
+    }
+}
+
+/// What the end record says about how the caller's SSH ended: the caller
+/// hanging up (a disconnect, or the tunnel stream closing once `ssh`
+/// exits) is a normal end.
+fn session_error(e: russh::Error) -> Option<String> {
+    match e {
+        russh::Error::Disconnect | russh::Error::HUP | russh::Error::IO(_) => None,
+        other => Some(other.to_string()),
     }
 }
 

@@ -65,6 +65,8 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
         None => ready_line(&info, local),
     };
     let mut opts = opts;
+    // `hoop ssh` runs ssh at once: the ready line would only be noise.
+    let quiet = opts.ssh.is_some();
     if let Some(args) = opts.ssh.take() {
         let Some(k) = &known_hosts else {
             bail!(
@@ -83,7 +85,7 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
     }
     if opts.command.is_empty() {
         println!("{line}");
-    } else {
+    } else if !quiet {
         eprintln!("{line}");
     }
 

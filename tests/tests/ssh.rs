@@ -91,6 +91,27 @@ async fn exec_relays_output_and_exit_status_and_is_audited() {
     })
     .unwrap_or_else(|e| panic!("{e}: {}", sshd.log()));
     assert!(sshd.log().contains("Accepted publickey for root"));
+    // The banner says who and that it is recorded; hoop ssh adds nothing.
+    let out = s
+        .agent
+        .hoop(Some(&s.token))
+        .args([
+            "ssh",
+            "web",
+            "--",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "hoop: alice@example.com on web, signed in through the tunnel; this session is audited and recorded"
+    );
     let end = s.wait_event("session_end", |_| true);
     assert_eq!(end["outcome"], "ok", "{end}");
     assert!(end["bytes_down"].as_u64().unwrap() > 0, "{end}");

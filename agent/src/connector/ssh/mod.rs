@@ -188,6 +188,15 @@ pub fn env_allowed(name: &str) -> bool {
 impl server::Handler for Front {
     type Error = russh::Error;
 
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        // Any method is accepted below: the caller was identified on the
+        // tunnel. Say who, and that the session is recorded.
+        Ok(Some(format!(
+            "hoop: {} on {}, signed in through the tunnel; this session is audited and recorded\r\n",
+            self.ctx.caller.who.user, self.ctx.cfg.name
+        )))
+    }
+
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         Ok(Auth::Accept)
     }

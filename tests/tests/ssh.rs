@@ -662,3 +662,34 @@ async fn the_dev_agent_serves_ssh_and_trusts_the_first_host_key() {
     let host_b64 = sshd.host_key.split_whitespace().nth(1).unwrap();
     assert!(learnt.contains(host_b64), "{learnt}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_forwarding_is_refused() {
+    let sshd = Sshd::start().unwrap();
+    let s = Setup::start(&[ssh_conn("web", &sshd, "")]).await;
+    // A real ssh-agent for the caller, so that `ssh -A` asks to forward it.
+    let sock = s.agent.dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for("ssh-agent's socket", || sock.exists().then_some(())).unwrap();
+    let out = s
+        .agent
+        .hoop(Some(&s.token))
+        .env("SSH_AUTH_SOCK", &sock)
+        .args(["ssh", "web", "--"])
+        .args(QUIET)
+        .args(["-A", "echo agent=${SSH_AUTH_SOCK:-none}"])
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(stdout(&out).trim(), "agent=none", "{}", stderr(&out));
+    let ev = s.wait_event("ssh_request", |e| e["request"] == "auth-agent");
+    assert_eq!(ev["outcome"], "refused");
+}

@@ -693,3 +693,39 @@ async fn agent_forwarding_is_refused() {
     let ev = s.wait_event("ssh_request", |e| e["request"] == "auth-agent");
     assert_eq!(ev["outcome"], "refused");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_known_hosts_file_checks_the_host_key() {
+    let sshd = Sshd::start().unwrap();
+    let kh = sshd.dir.path().join("agent_known_hosts");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{} {}\n", sshd.addr.port(), sshd.host_key),
+    )
+    .unwrap();
+    let empty = sshd.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let conn = |name: &str, file: &std::path::Path| {
+        Conn {
+            kind: "ssh".into(),
+            ..Conn::tcp(name, sshd.addr)
+        }
+        .extra(&format!(
+            "user = \"root\"\nprivate_key = {{ file = {:?} }}\nknown_hosts = {:?}\n",
+            sshd.client_key.display().to_string(),
+            file.display().to_string()
+        ))
+    };
+    let s = Setup::start(&[conn("known", &kh), conn("unknown", &empty)]).await;
+    let out = hoop_ssh(&s, "known", &["echo", "known-ok"]);
+    assert_eq!(stdout(&out).trim(), "known-ok", "{}", stderr(&out));
+    let out = hoop_ssh(&s, "unknown", &["echo", "should not run"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("has no key for it"),
+        "{}",
+        stderr(&out)
+    );
+    // No trust on first use unless asked: the file stays empty.
+    assert_eq!(std::fs::read_to_string(&empty).unwrap(), "");
+}

@@ -631,70 +631,28 @@ async fn handle_stream(
     }
 }
 
-/// Answers `FetchRecording`: the header, then the file's bytes.
-async fn send_recording(shared: &Shared, tunnel: &Tunnel, mut send: SendStream, name: &str) {
+/// Answers `FetchRecording` (see [`connector::ssh::sessions::send`]) and
+/// records who fetched what.
+async fn send_recording(shared: &Shared, tunnel: &Tunnel, send: SendStream, name: &str) {
     let id = tunnel.identity.read().await.clone();
     let leeway = shared.leeway_for(&id.issuer);
-    let found = if id.expires_at + leeway < now_unix() {
-        Err("your token has expired; sign in again".to_string())
-    } else {
-        connector::ssh::sessions::find(
-            &shared.cfg.data_dir,
-            name,
-            &id,
-            shared.cfg.auditor_group.as_deref(),
-        )
-    };
+    let expired = id.expires_at + leeway < now_unix();
+    let outcome = connector::ssh::sessions::send(
+        &shared.cfg.data_dir,
+        shared.cfg.auditor_group.as_deref(),
+        &id,
+        expired,
+        name,
+        send,
+    )
+    .await;
     shared.audit.record(Event::RecordingFetched {
         peer: tunnel.peer.to_string(),
         who: Who::from(&id),
         recording: name.to_string(),
-        session: found.as_ref().ok().map(|(_, r)| r.session.clone()),
-        outcome: if found.is_ok() { "ok" } else { "refused" }.into(),
+        outcome: if outcome.is_ok() { "ok" } else { "refused" }.into(),
+        session: outcome.ok(),
     });
-    let (path, info) = match found {
-        Ok(f) => f,
-        Err(msg) => {
-            let _ = reply(
-                &mut send,
-                &Response::Error(WireError::new(ErrorCode::Forbidden, msg)),
-            )
-            .await;
-            let _ = send.finish();
-            return;
-        }
-    };
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = reply(
-                &mut send,
-                &Response::Error(WireError::new(
-                    ErrorCode::Internal,
-                    format!("the agent cannot read recording {name:?}: {e}"),
-                )),
-            )
-            .await;
-            let _ = send.finish();
-            return;
-        }
-    };
-    let size = file.metadata().await.map(|m| m.len()).unwrap_or(info.size);
-    if !reply(
-        &mut send,
-        &Response::Recording {
-            recording: info.recording,
-            size,
-        },
-    )
-    .await
-    {
-        return;
-    }
-    // A recording still being written may grow: send what `size` said.
-    let mut limited = tokio::io::AsyncReadExt::take(&mut file, size);
-    let _ = tokio::io::copy(&mut limited, &mut send).await;
-    let _ = send.finish();
 }
 
 /// The start and end records of one forwarded connection.

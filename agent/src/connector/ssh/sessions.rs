@@ -113,6 +113,61 @@ pub fn find(
     Ok((path, entry(&dir, meta)))
 }
 
+/// Answers `FetchRecording` on its own stream: `Recording` and the
+/// file's bytes, or an error. Returns the recording's session, or why it
+/// was refused.
+pub async fn send(
+    data_dir: &Path,
+    auditor_group: Option<&str>,
+    id: &Identity,
+    expired: bool,
+    name: &str,
+    mut send: quinn::SendStream,
+) -> Result<String, String> {
+    use hoop_proto::tunnel::{ErrorCode, Response, WireError};
+    let found = if expired {
+        Err("your token has expired; sign in again".to_string())
+    } else {
+        find(data_dir, name, id, auditor_group)
+    };
+    let opened = match found {
+        Ok((path, info)) => tokio::fs::File::open(&path)
+            .await
+            .map(|f| (f, info))
+            .map_err(|e| {
+                (
+                    ErrorCode::Internal,
+                    format!("the agent cannot read recording {name:?}: {e}"),
+                )
+            }),
+        Err(msg) => Err((ErrorCode::Forbidden, msg)),
+    };
+    let (mut file, info) = match opened {
+        Ok(x) => x,
+        Err((code, msg)) => {
+            let _ = hoop_tunnel::frame::write(
+                &mut send,
+                &Response::Error(WireError::new(code, msg.clone())),
+            )
+            .await;
+            let _ = send.finish();
+            return Err(msg);
+        }
+    };
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(info.size);
+    let header = Response::Recording {
+        recording: info.recording,
+        size,
+    };
+    if hoop_tunnel::frame::write(&mut send, &header).await.is_ok() {
+        // A recording still being written may grow: send what `size` said.
+        let mut limited = tokio::io::AsyncReadExt::take(&mut file, size);
+        let _ = tokio::io::copy(&mut limited, &mut send).await;
+        let _ = send.finish();
+    }
+    Ok(info.session)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

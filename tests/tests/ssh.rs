@@ -729,3 +729,41 @@ async fn a_known_hosts_file_checks_the_host_key() {
     // No trust on first use unless asked: the file stays empty.
     assert_eq!(std::fs::read_to_string(&empty).unwrap(), "");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn record_input_false_keeps_what_the_caller_types_out_of_the_recording() {
+    let sshd = Sshd::start().unwrap();
+    let s = Setup::start(&[
+        ssh_conn("typed", &sshd, ""),
+        ssh_conn("blind", &sshd, "record_input = false"),
+    ])
+    .await;
+    for name in ["typed", "blind"] {
+        let mut child = s
+            .agent
+            .hoop(Some(&s.token))
+            .args(["ssh", name, "--"])
+            .args(QUIET)
+            .arg("read x; echo got-it")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"typed-secret\n").unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(stdout(&out).trim(), "got-it");
+        let end = s.wait_event("ssh_channel_end", |e| e["connection"] == name);
+        let rec = end["recording"].as_str().unwrap();
+        let text = std::fs::read_to_string(s.agent.data_dir().join(rec)).unwrap();
+        assert!(text.contains("got-it"), "{text}");
+        assert_eq!(
+            text.contains("typed-secret"),
+            name == "typed",
+            "{name}: {text}"
+        );
+    }
+}

@@ -428,3 +428,40 @@ async fn one_million_rows() {
     assert_eq!(ev["commands"], serde_json::json!(["SELECT 1000000"]));
     assert_eq!(ev["outcome"], "ok");
 }
+
+/// Over TLS to the backend, the last client write of a COPY (its
+/// CopyDone) used to wait in the TLS buffer for a flush that never came,
+/// and `pgbench -i` hung about every second run. Several runs, each with a
+/// deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_in_completes_over_backend_tls() {
+    let pg = PgCluster::builder().ssl().start().unwrap();
+    let s = Setup::start(&[pg_conn("db", &pg)]).await;
+    let c = s.connect("db");
+    for run in 0..4 {
+        let mut child =
+            hoop_tests::pg::pgbench_command("127.0.0.1", c.addr.port(), CLIENT_USER, APP_DB)
+                .args(["-i", "-s", "1", "-q"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("pgbench -i run {run} did not finish through hoop over TLS");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "run {run}");
+    }
+    assert_eq!(
+        pg.sql(APP_DB, "select count(*) from pgbench_accounts")
+            .unwrap(),
+        "100000"
+    );
+}

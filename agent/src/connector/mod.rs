@@ -1,6 +1,7 @@
 //! Connectors: how the agent talks to each kind of backend once a caller's
 //! stream has been authorised.
 
+pub mod backend_split;
 pub mod backend_tls;
 pub mod http;
 pub mod mysql;

@@ -488,10 +488,10 @@ impl Session {
     }
 
     async fn send_backend(&mut self, raw: &[u8]) -> Result<(), RelayError> {
-        self.backend
-            .write_all(raw)
-            .await
-            .map_err(|e| RelayError::BackendIo(e.to_string()))
+        let io = |e: std::io::Error| RelayError::BackendIo(e.to_string());
+        self.backend.write_all(raw).await.map_err(io)?;
+        // Over TLS, records can wait in the TLS buffer until a flush.
+        self.backend.flush().await.map_err(io)
     }
 
     /// Sends what has gathered to the client.

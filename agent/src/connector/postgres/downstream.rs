@@ -9,12 +9,12 @@ use bytes::{Bytes, BytesMut};
 use hoop_proto::pg::backend::{self, ErrorFields, Severity, field};
 use hoop_proto::pg::{self, RawMessage};
 use quinn::SendStream;
-use tokio::io::{AsyncReadExt, ReadHalf};
+use tokio::io::AsyncReadExt;
 
 use super::masking::MaskState;
 use super::relay::{Ctx, RelayError, audit_done};
 use super::track::{Kind, Track};
-use crate::connector::backend_tls::BackendStream;
+use crate::connector::backend_split::ReadHalf;
 
 async fn write(send: &mut SendStream, bytes: Bytes) -> Result<(), RelayError> {
     if bytes.is_empty() {
@@ -186,7 +186,7 @@ fn inspect_audit(
 pub async fn run(
     ctx: Arc<Ctx>,
     track: Arc<Mutex<Track>>,
-    mut backend: ReadHalf<BackendStream>,
+    mut backend: ReadHalf,
     mut buf: BytesMut,
     mut send: SendStream,
 ) -> (u64, Result<(), RelayError>) {

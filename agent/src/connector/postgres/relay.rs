@@ -20,11 +20,12 @@ use hoop_proto::pg::frontend::{
 };
 use hoop_proto::pg::{self, RawMessage};
 use quinn::{RecvStream, SendStream};
-use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::io::AsyncWriteExt;
 
 use super::downstream;
 use super::track::{Expect, Kind, Pending, Track};
 use crate::audit::{AuditLog, Event, Who};
+use crate::connector::backend_split::{self, WriteHalf};
 use crate::connector::backend_tls::BackendStream;
 use crate::connector::clip_statement as clip;
 use crate::guard::{Guard, Verdict};
@@ -77,10 +78,10 @@ pub async fn run(
     backend_buf: BytesMut,
 ) -> (Counts, Result<(), RelayError>) {
     let track = Arc::new(Mutex::new(Track::default()));
-    let (b_read, b_write) = tokio::io::split(backend);
+    let (b_read, b_write) = backend_split::split(backend);
     // Counted as it goes: the task may be aborted before it returns.
     let sent = Arc::new(AtomicU64::new(0));
-    let up = tokio::spawn(client_to_backend(
+    let mut up = tokio::spawn(client_to_backend(
         ctx.clone(),
         track.clone(),
         client_recv,
@@ -88,8 +89,31 @@ pub async fn run(
         b_write,
         sent.clone(),
     ));
-    let (down_bytes, down) =
-        downstream::run(ctx.clone(), track, b_read, backend_buf, client_send).await;
+    let down = downstream::run(ctx.clone(), track, b_read, backend_buf, client_send);
+    tokio::pin!(down);
+    let (down_bytes, down) = tokio::select! {
+        d = &mut down => d,
+        u = &mut up => match u {
+            // The client side failed: nothing more will reach the backend,
+            // so waiting for it would hang. End the session.
+            Ok((n, Err(e))) => {
+                tracing::warn!(session = %ctx.session, error = %e, "client side of the session failed");
+                return ((n, 0), Err(e));
+            }
+            // The client said goodbye: the backend side ends when the
+            // backend closes.
+            Ok((n, Ok(()))) => {
+                let (down_bytes, down) = down.await;
+                return ((n, down_bytes), down);
+            }
+            Err(e) => {
+                return (
+                    (sent.load(Ordering::Relaxed), 0),
+                    Err(RelayError::Client(format!("the client side stopped: {e}"))),
+                );
+            }
+        },
+    };
     // The backend side is over: the client side has nothing left to do.
     up.abort();
     let up_bytes = match up.await {
@@ -129,7 +153,7 @@ async fn client_to_backend(
     track: Arc<Mutex<Track>>,
     mut recv: RecvStream,
     mut buf: BytesMut,
-    mut backend: WriteHalf<BackendStream>,
+    mut backend: WriteHalf,
     sent: Arc<AtomicU64>,
 ) -> (u64, Result<(), RelayError>) {
     let mut total = 0u64;
@@ -193,6 +217,12 @@ async fn client_to_backend(
             }
             total += chunk.len() as u64;
             sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        // Over TLS a write can leave records in the TLS buffer: send them
+        // before waiting for the client (else a COPY's last CopyDone could
+        // wait there for ever).
+        if let Err(e) = backend.flush().await {
+            return (total, Err(RelayError::BackendIo(e.to_string())));
         }
         match recv.read_chunk(256 * 1024, true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),

@@ -91,6 +91,15 @@ async fn exec_relays_output_and_exit_status_and_is_audited() {
     })
     .unwrap_or_else(|e| panic!("{e}: {}", sshd.log()));
     assert!(sshd.log().contains("Accepted publickey for root"));
+    // Clients set to one cipher find it offered.
+    for cipher in [
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+    ] {
+        let out = hoop_ssh(&s, "web", &["-c", cipher, "echo", cipher]);
+        assert_eq!(stdout(&out).trim(), cipher, "{}", stderr(&out));
+    }
     // The banner says who and that it is recorded; hoop ssh adds nothing.
     let out = s
         .agent

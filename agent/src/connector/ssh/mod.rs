@@ -116,6 +116,19 @@ pub async fn serve(
         keepalive_interval: Some(Duration::from_secs(60)),
         window_size: 8 * 1024 * 1024,
         nodelay: true,
+        preferred: russh::Preferred {
+            // The library's list, plus AES-128-GCM, which some clients are
+            // configured to insist on.
+            cipher: std::borrow::Cow::Borrowed(&[
+                russh::cipher::CHACHA20_POLY1305,
+                russh::cipher::AES_256_GCM,
+                russh::cipher::AES_128_GCM,
+                russh::cipher::AES_256_CTR,
+                russh::cipher::AES_192_CTR,
+                russh::cipher::AES_128_CTR,
+            ]),
+            ..Default::default()
+        },
         ..Default::default()
     });
     let ctx = Arc::new(Ctx {

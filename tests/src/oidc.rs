@@ -155,7 +155,21 @@ impl OidcProvider {
         Ok(p)
     }
 
+    /// Starts node, once more if the first start does not come up: on a
+    /// loaded machine node has been seen to print its first warning and then
+    /// nothing for the whole ready timeout.
     fn spawn(&mut self) -> anyhow::Result<()> {
+        match self.spawn_once() {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                self.stop();
+                self.spawn_once()
+                    .map_err(|e| e.context(format!("second start, after: {first:#}")))
+            }
+        }
+    }
+
+    fn spawn_once(&mut self) -> anyhow::Result<()> {
         let mut child = Command::new("node")
             .arg("server.mjs")
             .args(["--port", &self.port.to_string()])

@@ -1,6 +1,8 @@
 //! A throwaway OpenSSH server on a free port: its own host key, a key pair
 //! for the agent (whose public half is the only authorized key), root
 //! logins by key only, the internal sftp server. Torn down on drop.
+//! [`Sshd::start_with_passwords`] also takes password logins, for a
+//! throwaway system user made by [`PasswordUser::create`].
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,18 @@ fn keygen(path: &Path) -> anyhow::Result<()> {
 
 impl Sshd {
     pub fn start() -> anyhow::Result<Sshd> {
+        Self::start_opts(false)
+    }
+
+    /// Like [`Sshd::start`], and password logins are accepted too (checked
+    /// against `/etc/shadow`: sshd runs without PAM). Root still logs in by
+    /// key only.
+    pub fn start_with_passwords() -> anyhow::Result<Sshd> {
+        Self::start_opts(true)
+    }
+
+    fn start_opts(passwords: bool) -> anyhow::Result<Sshd> {
+        let password_auth = if passwords { "yes" } else { "no" };
         let dir = TempDir::new("hoop-sshd");
         let d = dir.path();
         let host = d.join("host_ed25519");
@@ -51,7 +65,7 @@ impl Sshd {
             &config,
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {auth}\n\
-                 PidFile {pid}\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
+                 PidFile {pid}\nUsePAM no\nStrictModes no\nPasswordAuthentication {password_auth}\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
                  Subsystem sftp internal-sftp\nAllowTcpForwarding yes\nAcceptEnv LANG LC_*\n\
                  LogLevel VERBOSE\n",
@@ -103,5 +117,133 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A throwaway system user with a password, for password logins to
+/// [`Sshd::start_with_passwords`]: made with `useradd` and `chpasswd`, so
+/// only root can make one. Removed (with its home) on drop.
+pub struct PasswordUser {
+    pub name: String,
+    pub password: String,
+}
+
+/// The prefix of [`PasswordUser`] names; the rest is the creating process's id.
+const PASSWORD_USER_PREFIX: &str = "hooppw";
+
+impl PasswordUser {
+    /// Makes the user, or says why it cannot (`Err` of the outer result
+    /// for a failure, `Ok(Err(reason))` when this is not the place to try:
+    /// not root, or no `useradd`).
+    pub fn create() -> anyhow::Result<Result<PasswordUser, String>> {
+        let uid = Command::new("id").arg("-u").output().context("id -u")?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return Ok(Err(
+                "making a system user with a password needs root (useradd, chpasswd)".into(),
+            ));
+        }
+        for tool in ["useradd", "chpasswd", "userdel"] {
+            let found = ["/usr/sbin", "/sbin", "/usr/bin"]
+                .iter()
+                .any(|d| Path::new(d).join(tool).exists());
+            if !found {
+                return Ok(Err(format!("{tool} is not installed (package passwd)")));
+            }
+        }
+        sweep_stale_users();
+        // One name per test process, so that runs side by side do not meet.
+        let name = format!("{PASSWORD_USER_PREFIX}{}", std::process::id());
+        let _ = userdel(&name);
+        let mut r = [0u8; 12];
+        aws_lc_rs::rand::fill(&mut r).expect("random");
+        let password = format!("Pw-{}", hex::encode(r));
+        // useradd takes a lock on /etc/passwd: another run may hold it.
+        let mut tries = 0;
+        loop {
+            let out = Command::new("useradd")
+                .args([
+                    "--create-home",
+                    "--shell",
+                    "/bin/sh",
+                    "--comment",
+                    "hoop test",
+                ])
+                .arg(&name)
+                .output()
+                .context("useradd")?;
+            if out.status.success() {
+                break;
+            }
+            tries += 1;
+            if tries >= 20 {
+                bail!("useradd {name}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let user = PasswordUser { name, password };
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("chpasswd")?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().context("chpasswd stdin")?;
+            writeln!(stdin, "{}:{}", user.name, user.password)?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "chpasswd for {}: {}",
+                user.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(Ok(user))
+    }
+}
+
+impl Drop for PasswordUser {
+    fn drop(&mut self) {
+        if let Err(e) = userdel(&self.name) {
+            eprintln!("could not remove the test user {}: {e}", self.name);
+        }
+    }
+}
+
+/// `userdel --force --remove NAME`, retried while another run holds the
+/// lock on /etc/passwd.
+fn userdel(name: &str) -> anyhow::Result<()> {
+    let mut last = String::new();
+    for _ in 0..20 {
+        let out = Command::new("userdel")
+            .args(["--force", "--remove", name])
+            .output()
+            .context("userdel")?;
+        // 6: no such user.
+        if out.status.success() || out.status.code() == Some(6) {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("userdel {name}: {last}")
+}
+
+/// Removes the users earlier test processes made and could not remove
+/// (killed before their drop ran): those whose process is gone.
+fn sweep_stale_users() {
+    let Ok(passwd) = std::fs::read_to_string("/etc/passwd") else {
+        return;
+    };
+    for line in passwd.lines() {
+        let name = line.split(':').next().unwrap_or_default();
+        let Some(pid) = name.strip_prefix(PASSWORD_USER_PREFIX) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = userdel(name);
+        }
     }
 }

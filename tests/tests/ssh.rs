@@ -776,3 +776,119 @@ async fn record_input_false_keeps_what_the_caller_types_out_of_the_recording() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_logs_in_to_the_host_with_a_stored_password() {
+    use hoop_tests::sshd::PasswordUser;
+    // sshd checks passwords against /etc/shadow, so the test needs a real
+    // system user with a password: only root can make one.
+    let user = match PasswordUser::create().unwrap() {
+        Ok(u) => u,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let sshd = Sshd::start_with_passwords().unwrap();
+    let pw_file = sshd.dir.path().join("host_password");
+    std::fs::write(&pw_file, format!("{}\n", user.password)).unwrap();
+    // Not derived from the right one, so that each can be looked for alone.
+    let wrong = format!("Wrong-{}-{}", std::process::id(), user.password.len());
+    let conn = |name: &str, password: &str| {
+        Conn {
+            kind: "ssh".into(),
+            ..Conn::tcp(name, sshd.addr)
+        }
+        .extra(&format!(
+            "user = {:?}\npassword = {password}\nhost_key = {:?}\n",
+            user.name, sshd.host_key
+        ))
+    };
+    let s = Setup::start_env(
+        &[
+            conn(
+                "pw",
+                &format!("{{ file = {:?} }}", pw_file.display().to_string()),
+            ),
+            conn("badpw", "{ env = \"HOOP_TEST_SSH_PASSWORD\" }"),
+        ],
+        &[("HOOP_TEST_SSH_PASSWORD", &wrong)],
+    )
+    .await;
+
+    // The command runs on the host as that user, and its exit status comes
+    // back; the caller gave no password (BatchMode forbids prompting).
+    let out = hoop_ssh(&s, "pw", &["id -un; echo home=$HOME; exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(user.name.as_str()), "{text}");
+    assert_eq!(
+        lines.next(),
+        Some(format!("home=/home/{}", user.name).as_str())
+    );
+    let end = s.wait_event("ssh_channel_end", |e| e["connection"] == "pw");
+    assert_eq!(end["exit_status"], 7, "{end}");
+    common::wait_for("sshd to log the password login", || {
+        sshd.log()
+            .contains(&format!("Accepted password for {}", user.name))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", sshd.log()));
+
+    // A wrong stored password: the caller is told the host refused the
+    // agent's login, and nothing runs.
+    let bad = hoop_ssh(&s, "badpw", &["echo should not run"]);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(!stdout(&bad).contains("should not run"));
+    let err = stderr(&bad);
+    assert!(
+        err.contains(&format!(
+            "refused the agent's login as {:?}; check the connection's key or password",
+            user.name
+        )),
+        "{err}"
+    );
+    common::wait_for("sshd to log the refused password", || {
+        sshd.log()
+            .contains(&format!("Failed password for {}", user.name))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", sshd.log()));
+    let failed = s.wait_event("session_end", |e| e["connection"] == "badpw");
+    assert_eq!(failed["outcome"], "error", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused the agent's login")),
+        "{failed}"
+    );
+
+    // Neither password ever reaches the caller's side, the audit log, the
+    // recordings or the agent's own log.
+    for (what, text) in [
+        ("hoop's stdout", stdout(&out) + &stdout(&bad)),
+        ("hoop's stderr", stderr(&out) + &err),
+        ("the agent's log", s.agent.log.all()),
+    ] {
+        for pw in [&user.password, &wrong] {
+            assert!(!text.contains(pw.as_str()), "{what} holds a password");
+        }
+    }
+    let mut files = walk(&s.agent.dir.path().join("cli"));
+    files.extend(walk(&s.agent.data_dir()));
+    assert!(
+        files.iter().any(|f| f.ends_with("audit.jsonl")),
+        "{files:?}"
+    );
+    for f in files {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        for pw in [&user.password, &wrong] {
+            assert!(
+                !text.contains(pw.as_str()),
+                "{} holds a password",
+                f.display()
+            );
+        }
+    }
+}

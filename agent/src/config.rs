@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 mod backend;
 pub mod http;
+pub mod kubernetes;
 pub mod mask;
 pub mod ssh;
 pub use backend::{DenyRule, Secret, SecretRef, TlsMode};
@@ -120,6 +121,9 @@ pub enum ConnectionKind {
     /// SSH: the agent ends the caller's SSH and opens its own session to
     /// the host with the stored key, recording the terminal.
     Ssh,
+    /// A Kubernetes API server: `http` with the service-account token
+    /// injected, requests audited by verb and resource, `exec` recorded.
+    Kubernetes,
 }
 
 impl ConnectionKind {
@@ -132,7 +136,15 @@ impl ConnectionKind {
             // 8080 is often a local development server already.
             ConnectionKind::Http => 8081,
             ConnectionKind::Ssh => 2222,
+            // `kubectl proxy` takes 8001.
+            ConnectionKind::Kubernetes => 8002,
         }
+    }
+
+    /// Kinds served by the `http` connector: a backend URL, injected
+    /// headers, per-request audit.
+    pub fn is_http(self) -> bool {
+        matches!(self, ConnectionKind::Http | ConnectionKind::Kubernetes)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +154,7 @@ impl ConnectionKind {
             ConnectionKind::Mysql => "mysql",
             ConnectionKind::Http => "http",
             ConnectionKind::Ssh => "ssh",
+            ConnectionKind::Kubernetes => "kubernetes",
         }
     }
 }
@@ -255,6 +268,25 @@ pub struct ConnectionConfig {
     /// Default true.
     #[serde(default = "default_true")]
     pub record_input: bool,
+
+    // Kubernetes connections only (everything http connections take
+    // applies to them too, and `record_input` to `exec` recordings):
+    /// The service-account token, sent as `Authorization: Bearer`:
+    /// `{ file = "/var/run/secrets/kubernetes.io/serviceaccount/token" }`
+    /// or `{ env = "NAME" }`, read at each request so rotations apply.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// The API server's CA certificate (PEM). Default: the system's roots.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// The name the API server's certificate must carry, when it is not
+    /// the url's host (an IP address or a tunnel). Default: the url's host.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// The namespace `hoop connect` makes kubectl's default. Default: none
+    /// (kubectl's `default`).
+    #[serde(default)]
+    pub namespace: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -303,7 +335,7 @@ impl AgentConfig {
         let mut cfg: AgentConfig =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         for c in &mut cfg.connections {
-            if c.kind == ConnectionKind::Http && c.address.is_empty() {
+            if c.kind.is_http() && c.address.is_empty() {
                 let url = c
                     .url
                     .as_deref()
@@ -370,7 +402,7 @@ impl AgentConfig {
                     c.name
                 ));
             }
-            if c.kind == ConnectionKind::Http {
+            if c.kind.is_http() {
                 // Checked with `url`.
             } else if c.address.is_empty() {
                 problems.push(format!(
@@ -445,10 +477,23 @@ impl AgentConfig {
 /// Checks the database settings against the connection's type.
 fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>) {
     let kind = c.kind.as_str();
-    if c.kind != ConnectionKind::Ssh {
-        ssh::reject_ssh_keys(c, key, problems);
+    match c.kind {
+        ConnectionKind::Ssh => {}
+        // `record_input` applies to exec recordings.
+        ConnectionKind::Kubernetes => ssh::reject_ssh_keys(
+            &ConnectionConfig {
+                record_input: true,
+                ..c.clone()
+            },
+            key,
+            problems,
+        ),
+        _ => ssh::reject_ssh_keys(c, key, problems),
     }
-    if c.kind != ConnectionKind::Http {
+    if c.kind != ConnectionKind::Kubernetes {
+        kubernetes::reject_kube_keys(c, key, problems);
+    }
+    if !c.kind.is_http() {
         if c.url.is_some() {
             problems.push(format!(
                 "{key}.url: only http connections take this; this one is type {kind}; give address = \"host:port\""
@@ -462,6 +507,7 @@ fn validate_backend(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>)
     }
     match c.kind {
         ConnectionKind::Http => self::http::validate(c, key, problems),
+        ConnectionKind::Kubernetes => kubernetes::validate(c, key, problems),
         ConnectionKind::Ssh => ssh::validate(c, key, problems),
         ConnectionKind::Postgres | ConnectionKind::Mysql => {
             if c.user.as_deref().is_none_or(|u| u.trim().is_empty()) {

@@ -76,10 +76,16 @@ pub fn url_address(u: &url::Url) -> Option<String> {
 
 /// Checks an `http` connection's settings.
 pub(super) fn validate(c: &ConnectionConfig, key: &str, problems: &mut Vec<String>) {
+    let kind = c.kind.as_str();
+    let what = if kind == "http" {
+        "an http connection"
+    } else {
+        "a kubernetes connection"
+    };
     let url = match c.url.as_deref() {
         None => {
             problems.push(format!(
-                "{key}.url: an http connection needs the backend URL, e.g. url = \"https://api.internal:8443\""
+                "{key}.url: {what} needs the backend URL, e.g. url = \"https://api.internal:8443\""
             ));
             None
         }
@@ -95,7 +101,7 @@ pub(super) fn validate(c: &ConnectionConfig, key: &str, problems: &mut Vec<Strin
         // `address` is filled in from `url` when the file leaves it out.
         if !c.address.is_empty() && url_address(u).as_deref() != Some(c.address.as_str()) {
             problems.push(format!(
-                "{key}.address: an http connection takes its backend from url; remove address"
+                "{key}.address: {what} takes its backend from url; remove address"
             ));
         }
         if c.tls_ca.is_some() && u.scheme() != "https" {
@@ -107,8 +113,8 @@ pub(super) fn validate(c: &ConnectionConfig, key: &str, problems: &mut Vec<Strin
     }
     if c.tls != TlsMode::default() {
         problems.push(format!(
-            "{key}.tls: an http connection takes TLS from its url: https:// is always verified \
-             (against tls_ca when given, else the system's roots); remove tls"
+            "{key}.tls: {what} takes TLS from its url: https:// is always verified \
+             (against its CA when given, else the system's roots); remove tls"
         ));
     }
     let db_only = [
@@ -123,7 +129,7 @@ pub(super) fn validate(c: &ConnectionConfig, key: &str, problems: &mut Vec<Strin
     for (name, set) in db_only {
         if set {
             problems.push(format!(
-                "{key}.{name}: only database connections take this; this one is type http"
+                "{key}.{name}: only database connections take this; this one is type {kind}"
             ));
         }
     }

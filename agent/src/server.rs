@@ -347,6 +347,7 @@ async fn control_loop(
                         ssh_host_key: (c.kind == ConnectionKind::Ssh)
                             .then(|| ssh_public_key(&shared.cfg.data_dir))
                             .flatten(),
+                        namespace: c.namespace.clone(),
                     })
                     .collect();
                 connections.sort_by(|a, b| a.name.cmp(&b.name));
@@ -584,7 +585,7 @@ async fn handle_stream(
                 out.database,
             );
         }
-        ConnectionKind::Http => {
+        ConnectionKind::Http | ConnectionKind::Kubernetes => {
             let Some(audit) =
                 SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
             else {
@@ -595,6 +596,7 @@ async fn handle_stream(
                 who: Who::from(&id),
                 audit: shared.audit.clone(),
                 masker: shared.maskers.get(&conn_cfg.name).cloned(),
+                data_dir: shared.cfg.data_dir.clone(),
             };
             let out = connector::http::serve(conn_cfg, caller, send, recv).await;
             audit.end(&shared, out.bytes_up, out.bytes_down, out.error, None, None);

@@ -145,6 +145,10 @@ pub struct ConnectionInfo {
     /// Absent from older agents and other kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_host_key: Option<String>,
+    /// `kubernetes` connections: the namespace `hoop connect` makes
+    /// kubectl's default. Absent from older agents and other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// One recorded terminal (a shell or exec channel of an `ssh` session).

@@ -23,6 +23,29 @@ impl From<&hoop_proto::tunnel::Identity> for Who {
     }
 }
 
+/// A Kubernetes API request, as its path names it (see
+/// `connector::kubernetes::path`). Non-resource requests (`/version`,
+/// discovery) have a verb only.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KubeRequest {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
+    /// `deletecollection`, `exec`, `attach`, `portforward`, `log`, ...
+    pub verb: String,
+    /// The API group; absent for the core group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subresource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
 /// Everything the agent records.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -155,6 +178,12 @@ pub enum Event {
         /// What masking changed in the response; absent when nothing.
         #[serde(skip_serializing_if = "Option::is_none")]
         masked: Option<MaskSummary>,
+        /// `kubernetes` connections: what the API path names.
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        kube: Option<KubeRequest>,
+        /// A recorded `exec` or `attach`: its file under the data dir.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recording: Option<String>,
     },
     /// A request on an `ssh` session channel: `exec` (with its command
     /// line), `shell`, `subsystem` (with its name), `direct-tcpip` (with

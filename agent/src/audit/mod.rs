@@ -34,7 +34,7 @@ use std::sync::mpsc::{self, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use event::{Event, Who};
+pub use event::{Event, KubeRequest, Who};
 pub use verify::{VerifyError, VerifyReport, verify};
 
 /// `prev` of the first line.

@@ -4,6 +4,7 @@
 pub mod backend_split;
 pub mod backend_tls;
 pub mod http;
+pub mod kubernetes;
 pub mod mysql;
 pub mod postgres;
 pub mod ssh;

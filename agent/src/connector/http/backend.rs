@@ -77,9 +77,15 @@ impl Backend {
         } else {
             None
         };
-        let headers = cfg
-            .headers
+        // A kubernetes connection's token goes first, as a bearer token.
+        let token = cfg.token.as_ref().map(|t| HeaderInject {
+            name: "Authorization".into(),
+            value: t.clone(),
+            prefix: "Bearer ".into(),
+        });
+        let headers = token
             .iter()
+            .chain(&cfg.headers)
             .map(|h| {
                 HeaderName::from_bytes(h.name.as_bytes())
                     .map(|n| (n, h.clone()))
@@ -88,10 +94,12 @@ impl Backend {
             .collect::<Result<_, _>>()?;
         Ok(Backend {
             address,
-            server_name: host_str
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
+            server_name: cfg.tls_server_name.clone().unwrap_or_else(|| {
+                host_str
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            }),
             host,
             base_path: url.path().trim_end_matches('/').to_string(),
             tls,
@@ -159,10 +167,11 @@ impl Backend {
     }
 }
 
-/// TLS to an https backend: `tls_ca` alone when given (a private CA, a
-/// cluster's CA), otherwise the system's roots. Host names are checked.
+/// TLS to an https backend: `tls_ca` (a kubernetes connection's `ca`)
+/// alone when given (a private CA, a cluster's CA), otherwise the
+/// system's roots. Host names are checked.
 fn tls_config(cfg: &ConnectionConfig) -> Result<Arc<ClientConfig>, ForwardError> {
-    if let Some(ca) = &cfg.tls_ca {
+    if let Some(ca) = cfg.tls_ca.as_ref().or(cfg.ca.as_ref()) {
         let c = backend_tls::client_config(TlsMode::VerifyFull, Some(ca))
             .map_err(|e| ForwardError::Config(e.to_string()))?
             .ok_or_else(|| ForwardError::Config("no TLS configuration".into()))?;

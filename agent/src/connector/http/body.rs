@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::json;
-use crate::audit::{AuditLog, Event, Who};
+use crate::audit::{AuditLog, Event, KubeRequest, Who};
 use crate::mask::{MaskSummary, Masker};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -108,6 +108,10 @@ pub struct Record {
     pub rule: Option<String>,
     pub error: Option<String>,
     pub masked: Arc<Mutex<MaskSummary>>,
+    /// `kubernetes` connections: what the API path names.
+    pub kube: Option<KubeRequest>,
+    /// A recorded `exec`/`attach`: its file under the data dir.
+    pub recording: Option<String>,
     done: bool,
 }
 
@@ -140,6 +144,8 @@ impl Record {
             rule: None,
             error: None,
             masked: Arc::default(),
+            kube: None,
+            recording: None,
             done: false,
         }
     }
@@ -192,6 +198,8 @@ impl Record {
             rule: self.rule.take(),
             error: self.error.take(),
             masked: (!masked.is_empty()).then_some(masked),
+            kube: self.kube.take(),
+            recording: self.recording.take(),
         });
     }
 }

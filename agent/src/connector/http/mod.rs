@@ -47,12 +47,14 @@ use hyper_util::rt::TokioIo;
 use quinn::{RecvStream, SendStream};
 
 pub use backend::{Backend, ForwardError};
-use body::{Body, Counted, CountingIo, MaskLines, Record, Tracked, agent_response, full};
+pub use body::{Body, Record, full};
+use body::{Counted, CountingIo, MaskLines, Tracked, agent_response};
 use json::BodyKind;
 use policy::Guard;
 
 use crate::audit::{AuditLog, Who};
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, ConnectionKind};
+use crate::connector::kubernetes::{self, ApiRequest, Kube, UpgradePlan};
 use crate::mask::{MaskSummary, Masker};
 
 pub use super::Outcome;
@@ -68,6 +70,9 @@ pub struct Caller {
     pub audit: AuditLog,
     /// The connection's masking engine, when it masks anything.
     pub masker: Option<Arc<Masker>>,
+    /// The agent's data dir (`kubernetes` connections record `exec`
+    /// sessions under it).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Everything one caller connection's requests share.
@@ -78,6 +83,8 @@ struct Ctx {
     guard: Guard,
     /// The backend connection, between requests.
     sender: Mutex<Option<SendRequest<Body>>>,
+    /// What a `kubernetes` connection adds.
+    kube: Option<Kube>,
 }
 
 /// Serves HTTP/1.1 on one tunnel stream until the caller closes it.
@@ -103,7 +110,10 @@ pub async fn serve(
         )
         .unwrap_or_else(|_| unreachable!("an empty pattern compiles"))
     });
+    let kube =
+        (cfg.kind == ConnectionKind::Kubernetes).then(|| Kube::new(cfg, caller.data_dir.clone()));
     let ctx = Arc::new(Ctx {
+        kube,
         connection: cfg.name.clone(),
         caller: Caller {
             masker: caller.masker.filter(|m| m.is_active()),
@@ -158,7 +168,28 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
         query,
         upgrade.clone(),
     );
-    if let Err(r) = ctx.guard.check(req.method(), &path, upgrade.as_deref()) {
+    let kreq: Option<ApiRequest> = ctx.kube.as_ref().and_then(|k| {
+        let norm = policy::normalize(&path).ok()?;
+        Some(k.classify(req.method(), &norm, req.uri().query()))
+    });
+    if ctx.kube.is_some() {
+        // Also marks the agent's own answers as Kubernetes `Status`es.
+        rec.kube = Some(
+            kreq.as_ref()
+                .map(kubernetes::audit_fields)
+                .unwrap_or_else(|| crate::audit::KubeRequest {
+                    verb: req.method().as_str().to_ascii_lowercase(),
+                    ..Default::default()
+                }),
+        );
+    }
+    let checked = match &kreq {
+        Some(k) => ctx.guard.check_as(&k.verb, &path, upgrade.as_deref(), || {
+            kubernetes::read_only_refusal(k, upgrade.is_some())
+        }),
+        None => ctx.guard.check(req.method(), &path, upgrade.as_deref()),
+    };
+    if let Err(r) = checked {
         let status = if r.rule == "path" {
             StatusCode::BAD_REQUEST
         } else {
@@ -178,6 +209,21 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
             "masking is on for this connection, and the streams of a protocol upgrade (WebSocket, SPDY) cannot be masked",
             "mask",
         );
+    }
+    let mut plan = None;
+    if let (Some(k), Some(kr), Some(proto)) = (&ctx.kube, &kreq, upgrade.as_deref()) {
+        match k.plan_upgrade(
+            kr,
+            proto,
+            req.headers(),
+            req.uri().query(),
+            &ctx.caller.session,
+            &ctx.connection,
+            &ctx.caller.who.user,
+        ) {
+            Ok(p) => plan = Some(p),
+            Err(r) => return refuse(rec, r.status, &r.message, r.rule),
+        }
     }
     let backend = match &ctx.backend {
         Ok(b) => b,
@@ -202,6 +248,11 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
     );
     for (name, value) in injected {
         h.append(name, value);
+    }
+    if let Some(UpgradePlan::Record { protocols, .. }) = &plan {
+        // Only the subprotocols the agent can read, and no compression.
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, protocols.clone());
+        h.remove(header::SEC_WEBSOCKET_EXTENSIONS);
     }
     let target = backend.target(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()));
     let mut breq = Request::new(Counted::new(body, rec.up.clone()).boxed());
@@ -234,8 +285,35 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
         let backend_upgrade = hyper::upgrade::on(&mut resp);
         let (mut parts, _) = resp.into_parts();
         headers::response_to_client(&mut parts.headers, true);
-        tokio::spawn(splice(client_upgrade, backend_upgrade, rec));
+        match plan {
+            Some(UpgradePlan::Record { terminal, .. }) => {
+                if !kubernetes::recorded_protocol(&parts.headers) {
+                    return fail(
+                        rec,
+                        StatusCode::BAD_GATEWAY,
+                        "the API server chose a WebSocket subprotocol the agent cannot record",
+                    );
+                }
+                tokio::spawn(kubernetes::splice(
+                    client_upgrade,
+                    backend_upgrade,
+                    rec,
+                    *terminal,
+                ));
+            }
+            _ => {
+                tokio::spawn(splice(client_upgrade, backend_upgrade, rec));
+            }
+        }
         return Response::from_parts(parts, full(Vec::new()));
+    }
+    if ctx.kube.is_some() && resp.status() == StatusCode::UNAUTHORIZED {
+        let msg = format!(
+            "the API server of connection {:?} refused the token the agent sends for it (401 Unauthorized); \
+             ask the agent's operator to check the connection's token",
+            ctx.connection
+        );
+        return fail(rec, StatusCode::UNAUTHORIZED, &msg);
     }
     let (mut parts, body) = resp.into_parts();
     headers::response_to_client(&mut parts.headers, false);
@@ -412,7 +490,11 @@ fn refuse(mut rec: Record, status: StatusCode, message: &str, rule: &str) -> Res
     rec.status = status.as_u16();
     rec.outcome = "refused";
     rec.rule = Some(rule.to_string());
+    let kube = rec.kube.is_some();
     rec.finish();
+    if kube {
+        return kubernetes::status_response(status, message);
+    }
     agent_response(status, message, Some(rule))
 }
 
@@ -420,7 +502,11 @@ fn refuse(mut rec: Record, status: StatusCode, message: &str, rule: &str) -> Res
 fn fail(mut rec: Record, status: StatusCode, message: &str) -> Response<Body> {
     rec.status = status.as_u16();
     rec.fail(message);
+    let kube = rec.kube.is_some();
     rec.finish();
+    if kube {
+        return kubernetes::status_response(status, message);
+    }
     agent_response(status, message, None)
 }
 

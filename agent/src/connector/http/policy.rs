@@ -49,6 +49,30 @@ impl Guard {
         raw_path: &str,
         upgrade: Option<&str>,
     ) -> Result<(), Refusal> {
+        self.check_as(method.as_str(), raw_path, upgrade, || {
+            if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+                return Some(format!(
+                    "this connection is read-only: only GET, HEAD and OPTIONS requests are allowed, not {method}"
+                ));
+            }
+            upgrade.map(|_| {
+                "this connection is read-only: protocol upgrades (WebSocket, SPDY) are not allowed"
+                    .to_string()
+            })
+        })
+    }
+
+    /// Checks a request whose deny rules see `"{verb} {path}"` (the
+    /// method for `http` connections, the Kubernetes verb for
+    /// `kubernetes` ones); `read_only` says why a read-only connection
+    /// refuses it, if it does.
+    pub fn check_as(
+        &self,
+        verb: &str,
+        raw_path: &str,
+        upgrade: Option<&str>,
+        read_only: impl FnOnce() -> Option<String>,
+    ) -> Result<(), Refusal> {
         let path = normalize(raw_path).map_err(|message| Refusal {
             rule: "path".into(),
             message,
@@ -65,7 +89,7 @@ impl Guard {
                 ),
             });
         }
-        let line = format!("{method} {path}");
+        let line = format!("{verb} {path}");
         for (re, rule) in &self.deny {
             if re.is_match(&line) {
                 return Err(Refusal {
@@ -75,18 +99,10 @@ impl Guard {
             }
         }
         if self.read_only {
-            if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            if let Some(message) = read_only() {
                 return Err(Refusal {
                     rule: "read_only".into(),
-                    message: format!(
-                        "this connection is read-only: only GET, HEAD and OPTIONS requests are allowed, not {method}"
-                    ),
-                });
-            }
-            if upgrade.is_some() {
-                return Err(Refusal {
-                    rule: "read_only".into(),
-                    message: "this connection is read-only: protocol upgrades (WebSocket, SPDY) are not allowed".into(),
+                    message,
                 });
             }
         }

@@ -1,0 +1,279 @@
+//! The `kubernetes` connector: the `http` connector (see
+//! [`crate::connector::http`]) with what a cluster needs on top:
+//!
+//! - the service-account token injected as `Authorization: Bearer`, the
+//!   API server verified against the connection's `ca` (set up by
+//!   [`crate::connector::http::Backend`]);
+//! - each request's audit event names its verb, API group, version,
+//!   resource, subresource, namespace and name ([`path`]);
+//! - `deny` patterns match `"VERB /path"` with the lowercase Kubernetes
+//!   verb and the normalized path, e.g. `^delete `, `^exec `,
+//!   `^\w+ /api/v1/namespaces/[^/]+/secrets(/|$)`; `read_only` lets only
+//!   `get`, `list`, `watch` and `log` (and non-resource `GET`s) through;
+//! - `exec` and `attach` over WebSocket (`v5.channel.k8s.io`,
+//!   `v4.channel.k8s.io`, kubectl 1.30 and later) are recorded like SSH
+//!   sessions ([`exec`]); over SPDY, which the agent cannot read, they
+//!   are refused; `portforward` passes through unrecorded;
+//! - the agent's own answers are Kubernetes `Status` objects, so kubectl
+//!   prints their message.
+
+mod exec;
+pub mod path;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+
+use exec::{RECORDED_PROTOCOLS, TerminalInfo};
+pub use exec::{Terminal, splice};
+pub use path::ApiRequest;
+
+use crate::audit::KubeRequest;
+use crate::config::ConnectionConfig;
+use crate::connector::http::{Body, full};
+
+/// What a kubernetes connection adds to one caller connection.
+pub struct Kube {
+    record_input: bool,
+    data_dir: PathBuf,
+    /// Recordings made so far on this caller connection.
+    recordings: AtomicU32,
+}
+
+/// How an upgrade request is handled.
+pub enum UpgradePlan {
+    /// Spliced unread (port-forward, a service proxy).
+    Pass,
+    /// `exec`/`attach` over WebSocket: the subprotocols to offer the API
+    /// server (only those the agent records), and the recording.
+    Record {
+        protocols: HeaderValue,
+        terminal: Box<Terminal>,
+    },
+}
+
+/// The agent's refusal of an upgrade.
+pub struct UpgradeRefusal {
+    pub status: StatusCode,
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Kube {
+    pub fn new(cfg: &ConnectionConfig, data_dir: PathBuf) -> Kube {
+        Kube {
+            record_input: cfg.record_input,
+            data_dir,
+            recordings: AtomicU32::new(0),
+        }
+    }
+
+    /// Parses a request; `path` is the normalized path.
+    pub fn classify(&self, method: &Method, path: &str, query: Option<&str>) -> ApiRequest {
+        path::parse(method, path, query)
+    }
+
+    /// Decides what to do with a request that asks to upgrade to
+    /// `protocol`: record it, pass it, or refuse it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_upgrade(
+        &self,
+        req: &ApiRequest,
+        protocol: &str,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        session: &str,
+        connection: &str,
+        user: &str,
+    ) -> Result<UpgradePlan, UpgradeRefusal> {
+        if !req.is_terminal() {
+            return Ok(UpgradePlan::Pass);
+        }
+        if !protocol.eq_ignore_ascii_case("websocket") {
+            return Err(UpgradeRefusal {
+                status: StatusCode::FORBIDDEN,
+                rule: "recording",
+                message: format!(
+                    "kubectl {} over {protocol} cannot be recorded, and this connection records every {}; \
+                     use kubectl 1.30 or later, which speaks WebSocket (and do not set KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)",
+                    req.verb, req.verb
+                ),
+            });
+        }
+        let offered: Vec<String> = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|p| p.trim().to_string())
+            .collect();
+        let kept: Vec<&str> = RECORDED_PROTOCOLS
+            .iter()
+            .copied()
+            .filter(|p| offered.iter().any(|o| o == p))
+            .collect();
+        if kept.is_empty() {
+            return Err(UpgradeRefusal {
+                status: StatusCode::BAD_REQUEST,
+                rule: "recording",
+                message: format!(
+                    "{} over WebSocket is recorded, which needs subprotocol {}; the client offered {:?}; use kubectl 1.30 or later",
+                    req.verb,
+                    RECORDED_PROTOCOLS.join(" or "),
+                    offered.join(", ")
+                ),
+            });
+        }
+        let protocols = HeaderValue::from_str(&kept.join(", ")).map_err(|_| UpgradeRefusal {
+            status: StatusCode::BAD_REQUEST,
+            rule: "recording",
+            message: "bad Sec-WebSocket-Protocol".into(),
+        })?;
+        let (command, tty) = exec_params(query);
+        let n = self.recordings.fetch_add(1, Ordering::Relaxed);
+        let name = if n == 0 {
+            format!("{session}.cast")
+        } else {
+            format!("{session}-{}.cast", n + 1)
+        };
+        let path = crate::connector::ssh::sessions::dir(&self.data_dir).join(name);
+        let terminal = Terminal::create(TerminalInfo {
+            data_dir: &self.data_dir,
+            path,
+            session,
+            connection,
+            user,
+            request: &req.verb,
+            command,
+            tty,
+            record_input: self.record_input,
+        })
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot start a recording");
+            UpgradeRefusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                rule: "recording",
+                message: format!(
+                    "the agent cannot start the recording this {} needs, so it was not started",
+                    req.verb
+                ),
+            }
+        })?;
+        Ok(UpgradePlan::Record {
+            protocols,
+            terminal: Box::new(terminal),
+        })
+    }
+}
+
+/// Whether the API server's `101` chose a subprotocol the agent records.
+pub fn recorded_protocol(h: &HeaderMap) -> bool {
+    h.get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| RECORDED_PROTOCOLS.contains(&p.trim()))
+}
+
+/// The command line (`command=` values joined by spaces) and `tty`.
+fn exec_params(query: Option<&str>) -> (Option<String>, bool) {
+    let mut command = Vec::new();
+    let mut tty = false;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*k {
+            "command" => command.push(v.into_owned()),
+            "tty" => tty = v == "true" || v == "1",
+            _ => {}
+        }
+    }
+    let command =
+        (!command.is_empty()).then(|| crate::connector::clip_statement(&command.join(" ")));
+    (command, tty)
+}
+
+/// The audit fields of a request.
+pub fn audit_fields(r: &ApiRequest) -> KubeRequest {
+    KubeRequest {
+        verb: r.verb.clone(),
+        api_group: r.group.clone().filter(|g| !g.is_empty()),
+        version: r.version.clone(),
+        resource: r.resource.clone(),
+        subresource: r.subresource.clone(),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+    }
+}
+
+/// Why a read-only connection refuses `r`, if it does.
+pub fn read_only_refusal(r: &ApiRequest, upgrade: bool) -> Option<String> {
+    if r.is_read() && !upgrade {
+        return None;
+    }
+    let what = match &r.resource {
+        Some(res) => format!("{} {res}", r.verb),
+        None => r.verb.to_ascii_uppercase(),
+    };
+    Some(format!(
+        "this connection is read-only: only get, list, watch and logs are allowed, not {what}"
+    ))
+}
+
+/// The agent's own answer, as a Kubernetes `Status` kubectl can print.
+pub fn status_response(status: StatusCode, message: &str) -> Response<Body> {
+    let reason = match status {
+        StatusCode::BAD_REQUEST => "BadRequest",
+        StatusCode::UNAUTHORIZED => "Unauthorized",
+        StatusCode::FORBIDDEN => "Forbidden",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+        _ => "InternalError",
+    };
+    let v = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("hoop: {message}"),
+        "reason": reason,
+        "code": status.as_u16(),
+    });
+    let mut resp = Response::new(full(v.to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_parameters() {
+        let (cmd, tty) = exec_params(Some(
+            "command=sh&command=-c&command=echo+hi&stdin=true&tty=true",
+        ));
+        assert_eq!(cmd.as_deref(), Some("sh -c echo hi"));
+        assert!(tty);
+        assert_eq!(exec_params(None), (None, false));
+    }
+
+    #[test]
+    fn read_only() {
+        let get = path::parse(&Method::GET, "/api/v1/namespaces/a/pods", None);
+        assert_eq!(read_only_refusal(&get, false), None);
+        let del = path::parse(&Method::DELETE, "/api/v1/namespaces/a/pods/p", None);
+        let msg = read_only_refusal(&del, false).unwrap();
+        assert!(msg.contains("not delete pods"), "{msg}");
+        let pf = path::parse(
+            &Method::GET,
+            "/api/v1/namespaces/a/pods/p/portforward",
+            None,
+        );
+        assert!(read_only_refusal(&pf, true).is_some());
+    }
+}

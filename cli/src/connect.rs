@@ -56,13 +56,21 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
     })?;
     let local = listener.local_addr()?;
     let known_hosts = ssh_known_hosts(&info)?;
-    let line = match &known_hosts {
-        Some(k) => format!(
+    let kubeconfig = (info.kind == "kubernetes")
+        .then(|| crate::kubeconfig::write(&info.name, local, info.namespace.as_deref()))
+        .transpose()?;
+    let line = match (&known_hosts, &kubeconfig) {
+        (Some(k), _) => format!(
             "{} (ssh) is ready on {local}; connect with: {}   (Ctrl-C to stop)",
             info.name,
             crate::ssh::command_line(&info.name, local, Some(k))
         ),
-        None => ready_line(&info, local),
+        (None, Some(k)) => format!(
+            "{} (kubernetes) is ready on {local}; point kubectl at it with: {}   (Ctrl-C to stop)",
+            info.name,
+            crate::kubeconfig::export_line(k)
+        ),
+        (None, None) => ready_line(&info, local),
     };
     let mut opts = opts;
     // `hoop ssh` runs ssh at once: the ready line would only be noise.
@@ -98,7 +106,7 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
         wait_for_signal().await;
         ExitCode::SUCCESS
     } else {
-        run_command(&opts.command, &info, local).await?
+        run_command(&opts.command, &info, local, kubeconfig.as_deref()).await?
     };
     accept.abort();
     refresher.abort();
@@ -164,7 +172,7 @@ fn ready_line(info: &ConnectionInfo, local: SocketAddr) -> String {
         "postgres" => format!("psql -h {host} -p {port}"),
         "mysql" => format!("mysql -h {host} -P {port}"),
         "ssh" => format!("ssh -p {port} {host}"),
-        "http" | "kubernetes" => format!("curl http://{local}/"),
+        "http" => format!("curl http://{local}/"),
         _ => format!("nc {host} {port}"),
     };
     format!(
@@ -237,6 +245,7 @@ async fn run_command(
     command: &[String],
     info: &ConnectionInfo,
     local: SocketAddr,
+    kubeconfig: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given after --")?;
     let mut cmd = tokio::process::Command::new(program);
@@ -253,6 +262,9 @@ async fn run_command(
                 .env("MYSQL_TCP_PORT", local.port().to_string());
         }
         _ => {}
+    }
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
     }
     let mut child = cmd
         .spawn()

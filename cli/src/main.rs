@@ -5,6 +5,7 @@ mod client;
 mod connect;
 mod exec;
 mod exec_mysql;
+mod kubeconfig;
 mod login;
 mod oidc;
 mod replay;

@@ -1,6 +1,7 @@
 //! Masking of PostgreSQL results through a real cluster and real clients:
 //! psql (text rows, COPY, errors, notices), tokio-postgres (binary rows:
-//! text, arrays, jsonb, a bigint a column rule hides), `hoop exec`, and a
+//! text, arrays, jsonb, a bigint a column rule hides; citext, domains,
+//! enums, numbers and records), `hoop exec`, and a
 //! raw frontend that executes a statement it never described (the agent
 //! must end the session rather than guess).
 
@@ -298,6 +299,101 @@ async fn binary_rows_from_tokio_postgres_are_masked() {
             .cloned()
     });
     assert_eq!(ev["kind"], "execute", "{ev:#}");
+}
+
+/// Any binary value, as sent.
+struct RawValue(Vec<u8>);
+
+impl<'a> FromSql<'a> for RawValue {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(raw.to_vec()))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Binary values of types whose OIDs are not fixed (an extension's
+/// `citext`, a domain, an enum), of numbers that hold a card number, of
+/// addresses and of records: masked when the agent can read them,
+/// withheld (NULL, audited) when it cannot rewrite or read them.
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_values_of_other_types_are_masked_or_withheld() {
+    let pg = cluster();
+    pg.sql(
+        APP_DB,
+        &format!(
+            "create extension citext;
+             create domain contact as text;
+             create type mood as enum ('happy', 'sad');
+             create table extra (ci citext, dom contact, m mood, card_num bigint,
+                card_dec numeric(20, 0), nums bigint[], plain_num bigint, price numeric(8, 2),
+                addr inet, names contact[]);
+             insert into extra values ('bob@example.org', 'dave@example.com', 'happy',
+                4242424242424242, 4242424242424242, '{{1,4242424242424242}}', 42, 12.50,
+                '10.1.2.3', '{{carol@example.net}}');
+             grant select on extra to {APP_USER};"
+        ),
+    )
+    .expect("create the types and table");
+    let s = Setup::start(&[pg_conn("db", &pg).extra(MASK_DETECTORS_ONLY)]).await;
+    let c = s.connect("db");
+    let client = connect_tokio("127.0.0.1", c.addr.port(), CLIENT_USER, APP_DB, None)
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "select ci, dom, m, card_num, card_dec, nums, plain_num, price, addr, names, \
+             row(ci, dom) as pair from extra",
+            &[],
+        )
+        .await
+        .unwrap();
+    let get = |i: usize| row.get::<_, Option<RawValue>>(i).map(|v| v.0);
+    let text = |i: usize| get(i).map(|v| String::from_utf8(v).unwrap());
+    assert_eq!(text(0).as_deref(), Some("b****@example.org"), "citext");
+    assert_eq!(
+        text(1).as_deref(),
+        Some("d****@example.com"),
+        "domain over text"
+    );
+    assert_eq!(text(2).as_deref(), Some("happy"), "enum");
+    assert_eq!(get(3), None, "a bigint holding a card number is withheld");
+    assert_eq!(get(4), None, "a numeric holding a card number is withheld");
+    assert_eq!(get(5), None, "an array holding a card number is withheld");
+    assert_eq!(get(6), Some(42i64.to_be_bytes().to_vec()), "a plain bigint");
+    // numeric 12.50: 2 digits (12, 5000), weight 0, positive, scale 2.
+    assert_eq!(
+        get(7),
+        Some(vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 12, 0x13, 0x88]),
+        "a plain numeric"
+    );
+    assert_eq!(get(8), None, "an address, with the ip detector on");
+    let names = get(9).expect("an array of a domain over text is rewritten");
+    let names = String::from_utf8_lossy(&names);
+    assert!(names.contains("c****@example.net"), "{names}");
+    assert_eq!(get(10), None, "a record cannot be read: withheld");
+    for i in 0..11 {
+        if let Some(v) = get(i) {
+            assert_no_raw(&format!("column {i}"), &String::from_utf8_lossy(&v));
+        }
+    }
+
+    let ev = s.wait_audit("the select's event", |evs| {
+        evs.iter()
+            .find(|e| e["event"] == "statement" && e["masked"]["nulled"].is_array())
+            .cloned()
+    });
+    let nulled: Vec<&str> = ev["masked"]["nulled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    for c in ["card_num", "card_dec", "nums", "addr", "pair"] {
+        assert!(nulled.contains(&c), "{c} not in {nulled:?}: {ev:#}");
+    }
+    assert!(!nulled.contains(&"plain_num"), "{ev:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

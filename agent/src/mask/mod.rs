@@ -333,6 +333,11 @@ impl Masker {
         !self.columns.is_empty()
     }
 
+    /// Whether the `ip` detector runs.
+    pub fn detects_ip(&self) -> bool {
+        self.en.ip
+    }
+
     /// The per-column part of the work: the column rule and the hints the
     /// column name gives.
     pub fn plan(&self, col: &ColumnContext<'_>) -> ColumnPlan {

@@ -191,7 +191,10 @@ pub async fn run(
     mut send: SendStream,
 ) -> (u64, Result<(), RelayError>) {
     let mut total = 0u64;
-    let mut mask = ctx.masker.clone().map(MaskState::new);
+    let mut mask = ctx
+        .masker
+        .clone()
+        .map(|m| MaskState::new(m, ctx.types.clone()));
     let result = loop {
         let mut scanned = 0usize;
         let mut out: Vec<Bytes> = Vec::new();

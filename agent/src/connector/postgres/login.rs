@@ -4,7 +4,8 @@
 //! exchange reaches the client.
 
 use bytes::BytesMut;
-use hoop_proto::pg::backend::{BackendKeyData, ErrorFields, TransactionStatus};
+use hoop_proto::pg::backend::{BackendKeyData, ErrorFields, TransactionStatus, data_row_ranges};
+use hoop_proto::pg::frontend;
 use hoop_proto::pg::scram::SaltedPasswordCache;
 use hoop_proto::pg::{
     self, Authentication, ChannelBinding, RawMessage, ScramClient, auth, startup,
@@ -15,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::config::{ConnectionConfig, Secret, TlsMode, split_host_port};
 use crate::connector::backend_tls::{self, BackendStream};
 use crate::connector::tcp;
+
+use super::types::{self, Types};
 
 /// Largest message accepted from the backend before it is logged in
 /// (ParameterStatus, notices, auth challenges are all small).
@@ -237,6 +240,52 @@ pub async fn login(
                     other as char
                 )));
             }
+        }
+    }
+}
+
+/// Reads the session's types that masking needs ([`types::QUERY`]), on a
+/// backend just logged in; its status is updated from the query's end.
+pub async fn load_types(b: &mut Backend) -> Result<Types, LoginError> {
+    let bad = |what: &str| LoginError::Protocol(format!("reading pg_type for masking: {what}"));
+    let mut out = Vec::with_capacity(types::QUERY.len() + 8);
+    frontend::encode_query(types::QUERY, &mut out).map_err(|e| bad(&e.to_string()))?;
+    b.stream.write_all(&out).await?;
+    let mut found = Types::default();
+    let mut ranges = Vec::with_capacity(3);
+    loop {
+        let msg = read_message(&mut b.stream, &mut b.leftover).await?;
+        match msg.tag {
+            b'T' | b'C' | b'N' => {}
+            b'S' => b.greeting.push(msg),
+            b'D' => {
+                data_row_ranges(&msg.bytes, &mut ranges).map_err(|e| bad(&e.to_string()))?;
+                let field = |i: usize| -> Result<&str, LoginError> {
+                    ranges
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .and_then(|r| std::str::from_utf8(&msg.bytes[r]).ok())
+                        .ok_or_else(|| bad("a row with a missing field"))
+                };
+                let number = |i: usize| -> Result<u32, LoginError> {
+                    field(i)?
+                        .parse()
+                        .map_err(|_| bad("an OID that is not a number"))
+                };
+                found.add(number(0)?, field(1)?, number(2)?);
+            }
+            b'E' => {
+                let f =
+                    ErrorFields::decode(&msg).map_err(|e| LoginError::Protocol(e.to_string()))?;
+                return Err(LoginError::Backend(f));
+            }
+            b'Z' => {
+                b.status = TransactionStatus::decode(&msg)
+                    .map_err(|e| LoginError::Protocol(e.to_string()))?;
+                return Ok(found);
+            }
+            other => return Err(bad(&format!("unexpected message {:?}", other as char))),
         }
     }
 }

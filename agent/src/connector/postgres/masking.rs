@@ -10,10 +10,17 @@
 //! What is rewritten:
 //! - DataRow values in text format; in binary format, the text-like types
 //!   (`text`, `varchar`, `bpchar`, `name`, `json`, `jsonb`, `xml`,
-//!   `unknown`) and one-dimensional or deeper arrays of them. A binary value
-//!   of any other type that a column rule matches is sent as NULL (it
-//!   cannot be rewritten without breaking its format) and the audit event
-//!   names the column.
+//!   `unknown`, and, read from `pg_type` at login, `citext`, enums and
+//!   domains over them) and arrays of them. Binary numbers (`int2/4/8`,
+//!   `float4/8`, `numeric`, their domains and arrays) are read as their
+//!   decimal text: one that holds something to mask (a card number stored
+//!   as `bigint`) cannot be rewritten in its format and is sent as NULL.
+//!   So is a binary value a column rule matches, an `inet`/`cidr` when the
+//!   `ip` detector is on, and any value of a type the agent cannot read
+//!   (records, composites, extension types other than `citext`, types
+//!   created after the session logged in): withheld rather than passed
+//!   unscanned. The audit event names every column withheld. See
+//!   [`super::types`].
 //! - COPY TO STDOUT rows in text and CSV format, with the content
 //!   detectors (a COPY names no columns). With column rules configured, or
 //!   in binary format, COPY TO is refused: the agent cannot tell which
@@ -43,6 +50,7 @@ use hoop_proto::pg::frontend::encode_copy_data;
 use hoop_proto::pg::{Format, RawMessage};
 
 use super::track::{Expect, Track};
+use super::types::{self, Class, Num, Types};
 use crate::mask::{ColumnContext, ColumnPlan, MaskResult, MaskSummary, Masker, Scratch, TypeHint};
 
 /// Statements and portals whose columns are remembered per session.
@@ -56,17 +64,22 @@ mod oid {
     pub const TEXT: u32 = 25;
     pub const JSON: u32 = 114;
     pub const XML: u32 = 142;
-    pub const XML_ARRAY: u32 = 143;
     pub const JSON_ARRAY: u32 = 199;
     pub const UNKNOWN: u32 = 705;
-    pub const NAME_ARRAY: u32 = 1003;
+    #[cfg(test)]
     pub const TEXT_ARRAY: u32 = 1009;
-    pub const BPCHAR_ARRAY: u32 = 1014;
-    pub const VARCHAR_ARRAY: u32 = 1015;
     pub const BPCHAR: u32 = 1042;
     pub const VARCHAR: u32 = 1043;
     pub const JSONB: u32 = 3802;
     pub const JSONB_ARRAY: u32 = 3807;
+}
+
+/// What the elements of a binary array are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Text,
+    Jsonb,
+    Number(Num),
 }
 
 /// How a column's values are rewritten.
@@ -76,10 +89,15 @@ enum How {
     Text,
     /// Binary `jsonb`: a version byte, then the text.
     Jsonb,
-    /// Binary array of a text-like type (`jsonb` elements when set).
-    Array { jsonb: bool },
-    /// Binary, any other type: only a column rule applies (NULL).
+    /// Binary array of a text-like or numeric type.
+    Array(Elem),
+    /// Binary number: scanned as its decimal text, withheld on a match.
+    Number(Num),
+    /// Binary, holding no text a detector looks for: only a column rule
+    /// applies (NULL).
     Opaque,
+    /// Binary of a type the agent cannot read: always NULL.
+    Withheld,
 }
 
 /// One result column, planned once per result.
@@ -100,10 +118,40 @@ fn type_hint(type_oid: u32) -> TypeHint {
     }
 }
 
+/// How binary values of type `oid` are handled.
+fn binary_how(masker: &Masker, types: &Types, oid: u32) -> How {
+    let address = if masker.detects_ip() {
+        How::Withheld
+    } else {
+        How::Opaque
+    };
+    match types.class(oid) {
+        Some(Class::Text) => How::Text,
+        Some(Class::Jsonb) => How::Jsonb,
+        Some(Class::Number(n)) => How::Number(n),
+        Some(Class::Address) => address,
+        Some(Class::Opaque) => How::Opaque,
+        Some(Class::Array(elem)) => match types.class(elem) {
+            Some(Class::Text) => How::Array(Elem::Text),
+            Some(Class::Jsonb) => How::Array(Elem::Jsonb),
+            Some(Class::Number(n)) => How::Array(Elem::Number(n)),
+            Some(Class::Address) => address,
+            Some(Class::Opaque) => How::Opaque,
+            Some(Class::Array(_)) | None => How::Withheld,
+        },
+        None => How::Withheld,
+    }
+}
+
 /// Plans the columns of a result. `formats` are the result formats a
 /// Bind asked for (a statement's RowDescription says text for all); with
 /// `None` each field's own format is used.
-pub fn columns(masker: &Masker, fields: &[FieldDescription], formats: Option<&[i16]>) -> Vec<Col> {
+pub fn columns(
+    masker: &Masker,
+    types: &Types,
+    fields: &[FieldDescription],
+    formats: Option<&[i16]>,
+) -> Vec<Col> {
     fields
         .iter()
         .enumerate()
@@ -114,30 +162,9 @@ pub fn columns(masker: &Masker, fields: &[FieldDescription], formats: Option<&[i
                 Some(codes) => Format::for_index(codes, i).unwrap_or(Format::Text),
                 None => f.format,
             };
-            let how = match (format, f.type_oid) {
-                (Format::Text, _) => How::Text,
-                (
-                    Format::Binary,
-                    oid::TEXT
-                    | oid::VARCHAR
-                    | oid::BPCHAR
-                    | oid::NAME
-                    | oid::JSON
-                    | oid::XML
-                    | oid::UNKNOWN,
-                ) => How::Text,
-                (Format::Binary, oid::JSONB) => How::Jsonb,
-                (
-                    Format::Binary,
-                    oid::TEXT_ARRAY
-                    | oid::VARCHAR_ARRAY
-                    | oid::BPCHAR_ARRAY
-                    | oid::NAME_ARRAY
-                    | oid::JSON_ARRAY
-                    | oid::XML_ARRAY,
-                ) => How::Array { jsonb: false },
-                (Format::Binary, oid::JSONB_ARRAY) => How::Array { jsonb: true },
-                (Format::Binary, _) => How::Opaque,
+            let how = match format {
+                Format::Text => How::Text,
+                Format::Binary => binary_how(masker, types, f.type_oid),
             };
             let plan = masker.plan(&ColumnContext {
                 name: &f.name,
@@ -211,7 +238,7 @@ fn array(
     masker: &Masker,
     col: &Col,
     v: &[u8],
-    jsonb_elems: bool,
+    elems: Elem,
     tally: &mut MaskSummary,
 ) -> Result<Option<Vec<u8>>, ()> {
     let ndim = be_i32(v, 0)?;
@@ -238,10 +265,13 @@ fn array(
         }
         let len = usize::try_from(len).map_err(|_| ())?;
         let elem = v.get(pos..pos + len).ok_or(())?;
-        let new = if jsonb_elems {
-            jsonb(masker, col, elem, tally)?
-        } else {
-            text(masker, col, elem, tally)
+        let new = match elems {
+            Elem::Jsonb => jsonb(masker, col, elem, tally)?,
+            Elem::Text => text(masker, col, elem, tally),
+            // A number that matches cannot be rewritten in its format: the
+            // whole array is withheld.
+            Elem::Number(n) if number_matches(masker, col, n, elem, tally)? => return Err(()),
+            Elem::Number(_) => None,
         };
         if let Some(n) = new {
             changed.push((pos..pos + len, n));
@@ -269,6 +299,27 @@ fn array(
     Ok(Some(out))
 }
 
+/// Whether binary number `v` of `col`, read as decimal text, holds
+/// something to mask (counted in `tally`). `Err` if it is not a number
+/// of that type.
+fn number_matches(
+    masker: &Masker,
+    col: &Col,
+    num: Num,
+    v: &[u8],
+    tally: &mut MaskSummary,
+) -> Result<bool, ()> {
+    let mut s = String::new();
+    if !types::render(num, v, &mut s)? {
+        return Ok(false);
+    }
+    let r = masker.mask_planned(s.as_bytes(), &col.plan);
+    if r.is_masked() {
+        record(tally, &col.name, &r);
+    }
+    Ok(r.is_masked())
+}
+
 fn value(masker: &Masker, col: &Col, v: &[u8], tally: &mut MaskSummary) -> Out {
     let nulled = |tally: &mut MaskSummary| {
         tally.nulled.insert(col.name.clone());
@@ -277,12 +328,17 @@ fn value(masker: &Masker, col: &Col, v: &[u8], tally: &mut MaskSummary) -> Out {
     let done = |r: Option<Vec<u8>>| r.map_or(Out::Same, Out::Value);
     match col.how {
         How::Text => done(text(masker, col, v, tally)),
-        How::Opaque if col.plan.whole_value() => nulled(tally),
+        How::Opaque | How::Number(_) if col.plan.whole_value() => nulled(tally),
         How::Opaque => Out::Same,
         // A layout the agent does not know cannot be scanned: withheld.
+        How::Withheld => nulled(tally),
+        How::Number(n) => match number_matches(masker, col, n, v, tally) {
+            Ok(false) => Out::Same,
+            Ok(true) | Err(()) => nulled(tally),
+        },
         How::Jsonb => jsonb(masker, col, v, tally).map_or_else(|()| nulled(tally), done),
-        How::Array { jsonb } => {
-            array(masker, col, v, jsonb, tally).map_or_else(|()| nulled(tally), done)
+        How::Array(elems) => {
+            array(masker, col, v, elems, tally).map_or_else(|()| nulled(tally), done)
         }
     }
 }
@@ -525,6 +581,8 @@ enum Copy {
 /// The masking side of one session's backend → client relay.
 pub struct MaskState {
     masker: Arc<Masker>,
+    /// The session's types, for binary values.
+    types: Arc<Types>,
     /// Described statements: their fields (formats not known yet).
     statements: HashMap<String, Arc<[FieldDescription]>>,
     /// Portals: their columns, when known.
@@ -544,9 +602,10 @@ fn fatal(e: impl std::fmt::Display) -> String {
 }
 
 impl MaskState {
-    pub fn new(masker: Arc<Masker>) -> Self {
+    pub fn new(masker: Arc<Masker>, types: Arc<Types>) -> Self {
         MaskState {
             masker,
+            types,
             statements: HashMap::new(),
             portals: HashMap::new(),
             current: None,
@@ -642,7 +701,7 @@ impl MaskState {
                 let rd = RowDescription::decode(&raw()).map_err(fatal)?;
                 match t.expect.front() {
                     Some(Expect::Query) => {
-                        let cols = columns(&self.masker, &rd.fields, None);
+                        let cols = columns(&self.masker, &self.types, &rd.fields, None);
                         self.set_current(Some(cols.into()));
                     }
                     Some(Expect::DescribeStatement(name)) => {
@@ -654,7 +713,7 @@ impl MaskState {
                     Some(Expect::DescribePortal(name)) => {
                         let name = name.clone();
                         self.bound(|s| &mut s.portals);
-                        let cols = columns(&self.masker, &rd.fields, None);
+                        let cols = columns(&self.masker, &self.types, &rd.fields, None);
                         self.portals.insert(name, Some(cols.into()));
                         t.expect.pop_front();
                     }
@@ -697,7 +756,7 @@ impl MaskState {
                     let cols = self
                         .statements
                         .get(&statement)
-                        .map(|f| Arc::from(columns(&self.masker, f, Some(&formats))));
+                        .map(|f| Arc::from(columns(&self.masker, &self.types, f, Some(&formats))));
                     self.bound(|s| &mut s.portals);
                     self.portals.insert(portal, cols);
                 }
@@ -887,10 +946,15 @@ mod tests {
     #[test]
     fn binary_arrays_are_rebuilt_with_new_lengths() {
         let m = masker();
-        let cols = columns(&m, &[field("tags", oid::TEXT_ARRAY, Format::Binary)], None);
+        let cols = columns(
+            &m,
+            &Types::default(),
+            &[field("tags", oid::TEXT_ARRAY, Format::Binary)],
+            None,
+        );
         let arr = text_array(&[Some("x"), None, Some("mail zoe@example.com"), Some("y")]);
         let mut tally = MaskSummary::default();
-        let out = array(&m, &cols[0], &arr, false, &mut tally)
+        let out = array(&m, &cols[0], &arr, Elem::Text, &mut tally)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -900,12 +964,15 @@ mod tests {
         assert_eq!(tally.values, 1);
         // Nothing to mask: no copy.
         let plain = text_array(&[Some("a"), Some("b")]);
-        assert_eq!(array(&m, &cols[0], &plain, false, &mut tally), Ok(None));
+        assert_eq!(
+            array(&m, &cols[0], &plain, Elem::Text, &mut tally),
+            Ok(None)
+        );
         // Truncated or lying layouts are errors (the value is withheld).
-        assert!(array(&m, &cols[0], &arr[..arr.len() - 1], false, &mut tally).is_err());
+        assert!(array(&m, &cols[0], &arr[..arr.len() - 1], Elem::Text, &mut tally).is_err());
         let mut huge = arr.clone();
         huge[12..16].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(array(&m, &cols[0], &huge, false, &mut tally).is_err());
+        assert!(array(&m, &cols[0], &huge, Elem::Text, &mut tally).is_err());
     }
 
     #[test]
@@ -913,6 +980,7 @@ mod tests {
         let m = masker();
         let cols = columns(
             &m,
+            &Types::default(),
             &[
                 field("id", 23, Format::Binary),
                 field("email", oid::TEXT, Format::Text),
@@ -956,10 +1024,10 @@ mod tests {
             field("ssn", oid::TEXT, Format::Text),
             field("n", 23, Format::Text),
         ];
-        let cols = columns(&m, &fields, Some(&[1]));
+        let cols = columns(&m, &Types::default(), &fields, Some(&[1]));
         assert_eq!(cols[0].how, How::Text);
-        assert_eq!(cols[1].how, How::Opaque);
-        let cols = columns(&m, &fields, Some(&[]));
+        assert_eq!(cols[1].how, How::Number(Num::I4));
+        let cols = columns(&m, &Types::default(), &fields, Some(&[]));
         assert_eq!(cols[1].how, How::Text);
     }
 
@@ -1008,7 +1076,7 @@ mod tests {
             .iter()
             .map(|n| field(n, oid::TEXT, Format::Text))
             .collect();
-        let cols = columns(&m, &fields, None);
+        let cols = columns(&m, &Types::default(), &fields, None);
         let rows: Vec<Vec<u8>> = (0..1000)
             .map(|i| {
                 let name = format!("Maria Garcia {i}");
@@ -1070,10 +1138,10 @@ mod tests {
                 field("ssn", 20, Format::Binary),
             ][..cols]
                 .to_vec();
-            let planned = columns(&m, &fields, None);
+            let planned = columns(&m, &Types::default(), &fields, None);
             let mut tally = MaskSummary::default();
-            let arr_col = columns(&m, &[field("t", oid::TEXT_ARRAY, Format::Binary)], None);
-            let _ = array(&m, &arr_col[0], &body, false, &mut tally);
+            let arr_col = columns(&m, &Types::default(), &[field("t", oid::TEXT_ARRAY, Format::Binary)], None);
+            let _ = array(&m, &arr_col[0], &body, Elem::Text, &mut tally);
             let mut msg = vec![b'D'];
             msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
             msg.extend_from_slice(&body);
@@ -1101,7 +1169,7 @@ mod tests {
             } else {
                 (vec![field("v", oid::TEXT, Format::Text)], cell.clone().into_bytes())
             };
-            let planned = columns(&m, &fields, None);
+            let planned = columns(&m, &Types::default(), &fields, None);
             let msg = data_row(&[Some(&value[..])]);
             let mut ranges = Vec::new();
             let mut tally = MaskSummary::default();

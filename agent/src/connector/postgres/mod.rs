@@ -10,6 +10,7 @@ mod login;
 mod masking;
 mod relay;
 mod track;
+mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use quinn::{RecvStream, SendStream};
 
 pub use cancel::CancelRegistry;
 use cancel::Target;
+use types::Types;
 
 use crate::audit::{AuditLog, Who};
 use crate::config::ConnectionConfig;
@@ -227,7 +229,15 @@ pub async fn serve(
         Ok(stream) => login::login(cfg, stream, &params).await,
         Err(e) => Err(e),
     };
+    // Masking reads binary values by their type: the session's types
+    // whose OIDs are not fixed are looked up before the client's first
+    // statement.
     let backend = match backend {
+        Ok(mut b) if caller.masker.is_some() => login::load_types(&mut b).await.map(|t| (b, t)),
+        Ok(b) => Ok((b, Types::default())),
+        Err(e) => Err(e),
+    };
+    let (backend, types) = match backend {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(connection = %cfg.name, error = %e, "backend login failed");
@@ -296,6 +306,7 @@ pub async fn serve(
         guard,
         audit_parameters: cfg.audit_parameters,
         masker: caller.masker.clone(),
+        types: Arc::new(types),
     });
     let ((up, down), result) =
         relay::run(ctx, send, recv, cbuf, backend.stream, backend.leftover).await;

@@ -24,6 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::downstream;
 use super::track::{Expect, Kind, Pending, Track};
+use super::types::Types;
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_split::{self, WriteHalf};
 use crate::connector::backend_tls::BackendStream;
@@ -46,6 +47,8 @@ pub struct Ctx {
     pub audit_parameters: bool,
     /// The connection's masking engine, when it masks anything.
     pub masker: Option<Arc<Masker>>,
+    /// The backend session's types, read at login when masking is on.
+    pub types: Arc<Types>,
 }
 
 /// Why the session ended abnormally.

@@ -254,10 +254,12 @@ async fn text_and_binary_rows_and_errors_are_masked() {
     let db = MariaDb::start().unwrap();
     db.sql(
         APP_DB,
-        "create table people (id int primary key, email varchar(100) unique, note text, ssn varchar(11), ssn_num bigint, doc json);
+        "create table people (id int primary key, email varchar(100) unique, note text, ssn varchar(11), ssn_num bigint, doc json,
+            card_num bigint unsigned, card_dec decimal(20, 0), amount decimal(8, 2));
          insert into people values
-           (1, 'maria@example.com', 'card 4242 4242 4242 4242 on file', '123-45-6789', 123456789, '{\"mail\": \"maria@example.com\"}'),
-           (2, 'none', 'order ORD-2024-000123', null, null, '{\"n\": 2}');",
+           (1, 'maria@example.com', 'card 4242 4242 4242 4242 on file', '123-45-6789', 123456789, '{\"mail\": \"maria@example.com\"}',
+            4242424242424242, 4242424242424242, 12.50),
+           (2, 'none', 'order ORD-2024-000123', null, null, '{\"n\": 2}', 42, 42, 0.99);",
     )
     .unwrap();
     let s = Setup::start(&[my_conn("shop", &db).extra(MASK)]).await;
@@ -290,7 +292,9 @@ async fn text_and_binary_rows_and_errors_are_masked() {
     // column rule hides is NULL.
     let mut raw = RawMy::connect(port).await;
     let (_, rows) = raw
-        .prepared_rows("select email, note, ssn_num, id from people order by id")
+        .prepared_rows(
+            "select email, note, ssn_num, id, card_num, card_dec, amount from people order by id",
+        )
         .await;
     assert_eq!(rows[0][0].as_deref(), Some(&b"m****@example.com"[..]));
     assert_eq!(
@@ -299,6 +303,15 @@ async fn text_and_binary_rows_and_errors_are_masked() {
     );
     assert_eq!(rows[0][2], None);
     assert_eq!(rows[1][0].as_deref(), Some(&b"none"[..]));
+    // Binary numbers are read as decimal text: a card number in a BIGINT
+    // or DECIMAL cannot hold a marker and arrives as NULL; plain numbers
+    // pass as they are.
+    assert_eq!(rows[0][3].as_deref(), Some(&1i32.to_le_bytes()[..]));
+    assert_eq!(rows[0][4], None, "bigint card number");
+    assert_eq!(rows[0][5], None, "decimal card number");
+    assert_eq!(rows[0][6].as_deref(), Some(&b"12.50"[..]));
+    assert_eq!(rows[1][4].as_deref(), Some(&42u64.to_le_bytes()[..]));
+    assert_eq!(rows[1][5].as_deref(), Some(&b"42"[..]));
 
     // A duplicate-key error carries the value.
     let out = q(

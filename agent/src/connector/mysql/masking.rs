@@ -4,8 +4,11 @@
 //! Column definitions name the real table (`schema.org_table`), so rules
 //! like `users.email` match here exactly. In text rows every value is
 //! text and is scanned; in binary rows (prepared statements) the string,
-//! JSON, ENUM and SET columns are, and a column of another type that a
-//! column rule matches is sent as NULL (the audit event names it). Byte
+//! JSON, ENUM and SET columns are, numbers (integers, floats, DECIMAL)
+//! are read as their decimal text and sent as NULL if that holds
+//! something to mask (a card number stored as BIGINT cannot hold a
+//! marker), and a column of another type that a column rule matches is
+//! sent as NULL (the audit event names every such column). Byte
 //! strings (the `binary` character set: BLOB, VARBINARY) are only
 //! rewritten by column rules: scanning raw bytes for text could corrupt
 //! them.
@@ -13,7 +16,13 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use hoop_proto::mysql::column::{MYSQL_TYPE_JSON, is_text_like};
+#[cfg(test)]
+use hoop_proto::mysql::column::MYSQL_TYPE_DATE;
+use hoop_proto::mysql::column::{
+    MYSQL_TYPE_DECIMAL, MYSQL_TYPE_DOUBLE, MYSQL_TYPE_FLOAT, MYSQL_TYPE_INT24, MYSQL_TYPE_JSON,
+    MYSQL_TYPE_LONG, MYSQL_TYPE_LONGLONG, MYSQL_TYPE_NEWDECIMAL, MYSQL_TYPE_SHORT, MYSQL_TYPE_TINY,
+    MYSQL_TYPE_YEAR, is_text_like,
+};
 use hoop_proto::mysql::flags::BINARY;
 use hoop_proto::mysql::{BinaryRow, ColumnDefinition, TextRow, encode_binary_row, encode_text_row};
 
@@ -24,8 +33,72 @@ use crate::mask::{ColumnContext, ColumnPlan, MaskResult, MaskSummary, Masker, Ty
 enum How {
     /// Scanned by the detectors, and whole under a column rule.
     Text,
-    /// Bytes or a binary number/date: only a column rule applies.
+    /// A number in a binary row: scanned as decimal text, NULL on a match.
+    Number { column_type: u8, unsigned: bool },
+    /// Bytes or a binary date: only a column rule applies.
     Opaque,
+}
+
+/// The decimal text of binary-protocol number `v` (little-endian
+/// integers and floats; DECIMAL is sent as its text). `Ok(None)`: nothing
+/// to scan (NaN, infinities); `Err`: not that type's layout.
+fn number_text(column_type: u8, unsigned: bool, v: &[u8]) -> Result<Option<Cow<'_, [u8]>>, ()> {
+    let text = match column_type {
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => return Ok(Some(Cow::Borrowed(v))),
+        MYSQL_TYPE_FLOAT => {
+            let f = f32::from_le_bytes(v.try_into().map_err(|_| ())?);
+            if !f.is_finite() {
+                return Ok(None);
+            }
+            f.to_string()
+        }
+        MYSQL_TYPE_DOUBLE => {
+            let f = f64::from_le_bytes(v.try_into().map_err(|_| ())?);
+            if !f.is_finite() {
+                return Ok(None);
+            }
+            f.to_string()
+        }
+        _ => {
+            let n = match column_type {
+                MYSQL_TYPE_TINY => 1,
+                MYSQL_TYPE_SHORT | MYSQL_TYPE_YEAR => 2,
+                MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG => 4,
+                MYSQL_TYPE_LONGLONG => 8,
+                _ => return Err(()),
+            };
+            if v.len() != n {
+                return Err(());
+            }
+            let mut le = [0u8; 8];
+            le[..n].copy_from_slice(v);
+            let u = u64::from_le_bytes(le);
+            if unsigned {
+                u.to_string()
+            } else {
+                // Sign-extend from n bytes.
+                let shift = 64 - 8 * n as u32;
+                (((u << shift) as i64) >> shift).to_string()
+            }
+        }
+    };
+    Ok(Some(Cow::Owned(text.into_bytes())))
+}
+
+fn is_number(column_type: u8) -> bool {
+    matches!(
+        column_type,
+        MYSQL_TYPE_DECIMAL
+            | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_YEAR
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
+    )
 }
 
 #[derive(Debug)]
@@ -72,7 +145,14 @@ impl Cols {
                     table: table.as_deref(),
                     type_hint,
                 });
-                let how = if bytes || (binary && !text_like) {
+                let how = if bytes {
+                    How::Opaque
+                } else if binary && is_number(d.column_type) {
+                    How::Number {
+                        column_type: d.column_type,
+                        unsigned: d.is_unsigned(),
+                    }
+                } else if binary && !text_like {
                     How::Opaque
                 } else {
                     How::Text
@@ -119,6 +199,36 @@ impl Cols {
                         How::Opaque if !col.stringy => {
                             tally.nulled.insert(col.name.clone());
                             Some(None)
+                        }
+                        How::Number { .. } if col.plan.whole_value() => {
+                            tally.nulled.insert(col.name.clone());
+                            Some(None)
+                        }
+                        How::Number {
+                            column_type,
+                            unsigned,
+                        } => {
+                            let matched = match number_text(column_type, unsigned, v) {
+                                Ok(Some(text)) => match masker.mask_planned(&text, &col.plan) {
+                                    MaskResult::Unchanged(_) => false,
+                                    MaskResult::Masked { hits, .. } => {
+                                        tally.record(
+                                            &col.name,
+                                            hits.iter().map(|h| (h.detector.as_ref(), h.count)),
+                                        );
+                                        true
+                                    }
+                                },
+                                Ok(None) => false,
+                                // Not the type's layout: withheld.
+                                Err(()) => true,
+                            };
+                            if matched {
+                                tally.nulled.insert(col.name.clone());
+                                Some(None)
+                            } else {
+                                None
+                            }
                         }
                         _ => match masker.mask_planned(v, &col.plan) {
                             MaskResult::Unchanged(_) => None,
@@ -193,4 +303,48 @@ pub fn error_message(masker: &Masker, message: &str, tally: &mut MaskSummary) ->
         r.hits().iter().map(|h| (h.detector.as_ref(), h.count)),
     );
     Some(String::from_utf8_lossy(r.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(column_type: u8, unsigned: bool, v: &[u8]) -> Result<Option<String>, ()> {
+        number_text(column_type, unsigned, v)
+            .map(|t| t.map(|t| String::from_utf8(t.into_owned()).unwrap()))
+    }
+
+    #[test]
+    fn binary_numbers_read_as_decimal_text() {
+        let card = 4_242_424_242_424_242u64;
+        assert_eq!(
+            text(MYSQL_TYPE_LONGLONG, true, &card.to_le_bytes()),
+            Ok(Some(card.to_string()))
+        );
+        assert_eq!(
+            text(MYSQL_TYPE_LONGLONG, false, &(-5i64).to_le_bytes()),
+            Ok(Some("-5".into()))
+        );
+        assert_eq!(text(MYSQL_TYPE_TINY, false, &[0xFF]), Ok(Some("-1".into())));
+        assert_eq!(text(MYSQL_TYPE_TINY, true, &[0xFF]), Ok(Some("255".into())));
+        assert_eq!(
+            text(MYSQL_TYPE_INT24, false, &(-70_000i32).to_le_bytes()),
+            Ok(Some("-70000".into()))
+        );
+        assert_eq!(
+            text(MYSQL_TYPE_DOUBLE, false, &4_155_551_234f64.to_le_bytes()),
+            Ok(Some("4155551234".into()))
+        );
+        assert_eq!(
+            text(MYSQL_TYPE_DOUBLE, false, &f64::NAN.to_le_bytes()),
+            Ok(None)
+        );
+        assert_eq!(
+            text(MYSQL_TYPE_NEWDECIMAL, false, b"12.50"),
+            Ok(Some("12.50".into()))
+        );
+        // A length that is not the type's is not read.
+        assert_eq!(text(MYSQL_TYPE_LONGLONG, false, &[1, 2, 3]), Err(()));
+        assert_eq!(text(MYSQL_TYPE_DATE, false, &[1]), Err(()));
+    }
 }

@@ -127,7 +127,15 @@ pub async fn serve(
     let (up, down) = (io.read.clone(), io.written.clone());
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+        async move {
+            let plain = ctx.kube.is_some() && kubernetes::wants_plain_errors(req.headers());
+            let resp = handle(ctx, req).await;
+            Ok::<_, Infallible>(if plain {
+                kubernetes::plain_error(resp)
+            } else {
+                resp
+            })
+        }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), svc)
@@ -313,7 +321,13 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
              ask the agent's operator to check the connection's token",
             ctx.connection
         );
-        return fail(rec, StatusCode::UNAUTHORIZED, &msg);
+        // Not 401: the caller holds no credential it could fix (and
+        // kubectl would hide the message behind "you must be logged
+        // in"); 403, whose message kubectl prints.
+        rec.status = StatusCode::UNAUTHORIZED.as_u16();
+        rec.fail(msg.clone());
+        rec.finish();
+        return kubernetes::status_response(StatusCode::FORBIDDEN, &msg);
     }
     let (mut parts, body) = resp.into_parts();
     headers::response_to_client(&mut parts.headers, false);

@@ -218,6 +218,34 @@ pub fn read_only_refusal(r: &ApiRequest, upgrade: bool) -> Option<String> {
     ))
 }
 
+/// Marks a response the agent made itself, with its message.
+#[derive(Clone)]
+struct AgentMade(String);
+
+/// Whether kubectl asked for a transformed form (`as=Table`, aggregated
+/// discovery): its decoders for those do not read a `Status` out of an
+/// error, and show "unknown" instead, but do show a plain-text body.
+pub fn wants_plain_errors(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(";as="))
+}
+
+/// For a caller that [`wants_plain_errors`]: the agent's own answer with
+/// its message as plain text; other responses unchanged.
+pub fn plain_error(resp: Response<Body>) -> Response<Body> {
+    let Some(AgentMade(message)) = resp.extensions().get::<AgentMade>().cloned() else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Response::from_parts(parts, full(message))
+}
+
 /// The agent's own answer, as a Kubernetes `Status` kubectl can print.
 pub fn status_response(status: StatusCode, message: &str) -> Response<Body> {
     let reason = match status {
@@ -245,6 +273,8 @@ pub fn status_response(status: StatusCode, message: &str) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.extensions_mut()
+        .insert(AgentMade(format!("hoop: {message}")));
     resp
 }
 

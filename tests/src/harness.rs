@@ -154,6 +154,14 @@ impl Conn {
             ..Conn::tcp(name, "").extra(&format!("url = {url:?}"))
         }
     }
+    /// A `type = "kubernetes"` connection to the API server at `url`;
+    /// give its `token`, `ca` and the rest with [`Conn::extra`].
+    pub fn kubernetes(name: &str, url: &str) -> Conn {
+        Conn {
+            kind: "kubernetes".into(),
+            ..Conn::http(name, url)
+        }
+    }
     /// Appends `toml` (lines of `key = value`, then sub-tables) to this
     /// connection's table.
     pub fn extra(mut self, toml: &str) -> Conn {

@@ -3,6 +3,7 @@
 
 pub mod harness;
 pub mod issuer;
+pub mod kube_api;
 pub mod mysql;
 pub mod oidc;
 pub mod pg;

@@ -59,6 +59,18 @@ pub struct DevArgs {
     /// hosts with; callers never see it.
     #[arg(long = "ssh-key", value_name = "FILE")]
     pub ssh_key: Option<PathBuf>,
+    /// A Kubernetes API server callers may open as NAME (repeatable):
+    /// `https://HOST:PORT`, with the token from `--kube-token-file`
+    /// injected and the CA from `--kube-ca` (else the system's roots).
+    #[arg(long = "kubernetes", value_name = "NAME=URL", value_parser = parse_http)]
+    pub kubernetes: Vec<HttpUrl>,
+    /// The service-account token the agent sends to the `--kubernetes`
+    /// API servers, read at each request; callers never see it.
+    #[arg(long = "kube-token-file", value_name = "FILE")]
+    pub kube_token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) of the `--kubernetes` API servers.
+    #[arg(long = "kube-ca", value_name = "FILE")]
+    pub kube_ca: Option<PathBuf>,
     /// Mask results of the `--postgres`, `--mysql` or `--http` connection NAME (repeatable) with
     /// the demo profile: every built-in detector, `partial` strategy, and
     /// whole-value rules for `*password*`, `*secret*` and `*ssn*` columns
@@ -335,6 +347,20 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
                 "mask": if args.mask.contains(&h.name) { demo_mask() } else { json!({}) },
             })
         }))
+        .chain(args.kubernetes.iter().map(|k| {
+            let mut c = json!({
+                "name": k.name,
+                "type": "kubernetes",
+                "address": k.address,
+                "url": k.url,
+                "token": { "file": args.kube_token_file.clone().unwrap_or_default() },
+                "allow_groups": args.groups,
+            });
+            if let Some(ca) = &args.kube_ca {
+                c["ca"] = json!(ca);
+            }
+            c
+        }))
         .chain(args.ssh.iter().map(|t| {
             json!({
                 "name": t.name,
@@ -377,6 +403,16 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
     }
     if args.ssh.is_empty() && args.ssh_key.is_some() {
         problems.push("--ssh-key: no --ssh connection uses it".to_string());
+    }
+    if !args.kubernetes.is_empty() && args.kube_token_file.is_none() {
+        problems.push(
+            "--kube-token-file: the --kubernetes connections need the token the agent sends"
+                .to_string(),
+        );
+    }
+    if args.kubernetes.is_empty() && (args.kube_token_file.is_some() || args.kube_ca.is_some()) {
+        problems
+            .push("--kube-token-file, --kube-ca: no --kubernetes connection uses them".to_string());
     }
     for m in &args.mask {
         if !args
@@ -485,6 +521,7 @@ pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
         && args.postgres.is_empty()
         && args.mysql.is_empty()
         && args.http.is_empty()
+        && args.kubernetes.is_empty()
         && args.ssh.is_empty()
     {
         // Nothing to reach yet: offer a built-in echo service so that the
@@ -617,6 +654,7 @@ impl Ready<'_> {
             && args.postgres.is_empty()
             && args.mysql.is_empty()
             && args.http.is_empty()
+            && args.kubernetes.is_empty()
             && args.ssh.is_empty()
         {
             let _ = writeln!(s, "connections: none (add --tcp NAME=HOST:PORT)");
@@ -647,6 +685,9 @@ impl Ready<'_> {
                 t.name, t.address, t.user
             );
         }
+        for k in &args.kubernetes {
+            let _ = writeln!(s, "connection: {} kubernetes {}", k.name, k.url);
+        }
         for h in &args.http {
             let _ = writeln!(
                 s,
@@ -674,6 +715,7 @@ impl Ready<'_> {
             .first()
             .map(|p| p.name.as_str())
             .or_else(|| args.http.first().map(|h| h.name.as_str()))
+            .or_else(|| args.kubernetes.first().map(|k| k.name.as_str()))
             .or_else(|| args.ssh.first().map(|t| t.name.as_str()))
             .or_else(|| args.tcp.first().map(|t| t.name.as_str()))
             .unwrap_or("NAME");

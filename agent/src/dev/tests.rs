@@ -335,3 +335,34 @@ fn ssh_targets_become_ssh_connections_with_the_key() {
     let e = agent_config(&no_key, Path::new("/tmp/d"), "http://127.0.0.1:1").unwrap_err();
     assert!(e.to_string().contains("--ssh-key"), "{e}");
 }
+
+#[test]
+fn kubernetes_urls_become_kubernetes_connections_with_the_token() {
+    let a = args(&[
+        "--kubernetes",
+        "k8s=https://10.0.0.1:6443",
+        "--kube-token-file",
+        "/run/token",
+        "--kube-ca",
+        "/run/ca.pem",
+    ])
+    .unwrap();
+    let cfg = agent_config(&a, Path::new("/tmp/d"), "http://127.0.0.1:1").unwrap();
+    let k = cfg.connection("k8s").unwrap();
+    assert_eq!(k.kind, crate::config::ConnectionKind::Kubernetes);
+    assert_eq!(k.address, "10.0.0.1:6443");
+    assert_eq!(
+        k.token,
+        Some(crate::config::SecretRef::File {
+            file: "/run/token".into()
+        })
+    );
+    assert_eq!(k.ca.as_deref(), Some(Path::new("/run/ca.pem")));
+
+    let no_token = args(&["--kubernetes", "k8s=https://10.0.0.1:6443"]).unwrap();
+    let e = agent_config(&no_token, Path::new("/tmp/d"), "http://127.0.0.1:1").unwrap_err();
+    assert!(e.to_string().contains("--kube-token-file"), "{e}");
+    let stray = args(&["--kube-ca", "/run/ca.pem"]).unwrap();
+    let e = agent_config(&stray, Path::new("/tmp/d"), "http://127.0.0.1:1").unwrap_err();
+    assert!(e.to_string().contains("--kube-ca"), "{e}");
+}

@@ -120,6 +120,10 @@ impl KubeApi {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                // As a real API server (Go) does: without it, a response
+                // written in two parts waits out the client's delayed ACK
+                // (40 ms) now and then.
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let st = st.clone();
                 tokio::spawn(async move {

@@ -510,126 +510,117 @@ async fn handle_stream(
             return;
         }
     };
-    match conn_cfg.kind {
-        ConnectionKind::Tcp => {
-            let tcp = match connector::tcp::dial(&conn_cfg.address).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(connection = %connection, error = %e, "backend unreachable");
-                    let resp = refuse(
-                        ErrorCode::BackendUnreachable,
-                        format!("the agent could not reach the backend of {connection:?}: {e}"),
-                    );
-                    let _ = reply(&mut send, &resp).await;
-                    let _ = send.finish();
-                    return;
-                }
-            };
-            let Some(audit) =
-                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
-            else {
-                return;
-            };
+    // What can still refuse the open comes before the session starts.
+    let ready = match prepare(&shared, conn_cfg).await {
+        Ok(r) => r,
+        Err((code, msg)) => {
+            let _ = reply(&mut send, &refuse(code, msg)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let Some(audit) =
+        SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
+    else {
+        return;
+    };
+    let session = audit.session.clone();
+    let who = Who::from(&id);
+    let masker = shared.maskers.get(&conn_cfg.name).cloned();
+    let out = match ready {
+        Ready::Tcp(tcp) => {
             let (stats, result) = hoop_tunnel::relay::relay(tcp, send, recv).await;
-            audit.end(
-                &shared,
-                stats.quic_to_tcp,
-                stats.tcp_to_quic,
-                result.err().map(|e| e.to_string()),
-                None,
-                None,
-            );
+            connector::Outcome {
+                bytes_up: stats.quic_to_tcp,
+                bytes_down: stats.tcp_to_quic,
+                error: result.err().map(|e| e.to_string()),
+                ..Default::default()
+            }
         }
-        ConnectionKind::Postgres => {
-            let Some(audit) =
-                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
-            else {
-                return;
-            };
-            let caller = connector::postgres::Caller {
-                session: audit.session.clone(),
-                who: Who::from(&id),
-                audit: shared.audit.clone(),
-                cancels: shared.pg_cancels.clone(),
-                masker: shared.maskers.get(&conn_cfg.name).cloned(),
-            };
-            let out = connector::postgres::serve(conn_cfg, caller, send, recv).await;
-            audit.end(
-                &shared,
-                out.bytes_up,
-                out.bytes_down,
-                out.error,
-                out.client_user,
-                out.database,
-            );
-        }
-        ConnectionKind::Mysql => {
-            let Some(audit) =
-                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
-            else {
-                return;
-            };
-            let caller = connector::mysql::Caller {
-                session: audit.session.clone(),
-                who: Who::from(&id),
-                audit: shared.audit.clone(),
-                masker: shared.maskers.get(&conn_cfg.name).cloned(),
-            };
-            let out = connector::mysql::serve(conn_cfg, caller, send, recv).await;
-            audit.end(
-                &shared,
-                out.bytes_up,
-                out.bytes_down,
-                out.error,
-                out.client_user,
-                out.database,
-            );
-        }
-        ConnectionKind::Http | ConnectionKind::Kubernetes => {
-            let Some(audit) =
-                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
-            else {
-                return;
-            };
-            let caller = connector::http::Caller {
-                session: audit.session.clone(),
-                who: Who::from(&id),
-                audit: shared.audit.clone(),
-                masker: shared.maskers.get(&conn_cfg.name).cloned(),
-                data_dir: shared.cfg.data_dir.clone(),
-            };
-            let out = connector::http::serve(conn_cfg, caller, send, recv).await;
-            audit.end(&shared, out.bytes_up, out.bytes_down, out.error, None, None);
-        }
-        ConnectionKind::Ssh => {
-            let host_key = match crate::identity::ssh_host_key(&shared.cfg.data_dir) {
-                Ok(k) => Arc::new(k),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot load the agent's SSH host key");
-                    let resp = refuse(
-                        ErrorCode::BackendUnreachable,
-                        format!("the agent has no usable SSH host key: {e}"),
-                    );
-                    let _ = reply(&mut send, &resp).await;
-                    let _ = send.finish();
-                    return;
-                }
-            };
-            let Some(audit) =
-                SessionAudit::open(&shared, &mut send, &id, &peer, conn_cfg, client_addr).await
-            else {
-                return;
-            };
+        Ready::Ssh(host_key) => {
             let caller = connector::ssh::Caller {
-                session: audit.session.clone(),
-                who: Who::from(&id),
+                session,
+                who,
                 audit: shared.audit.clone(),
                 data_dir: shared.cfg.data_dir.clone(),
                 host_key,
             };
-            let out = connector::ssh::serve(conn_cfg, caller, send, recv).await;
-            audit.end(&shared, out.bytes_up, out.bytes_down, out.error, None, None);
+            connector::ssh::serve(conn_cfg, caller, send, recv).await
         }
+        Ready::Other => match conn_cfg.kind {
+            ConnectionKind::Postgres => {
+                let caller = connector::postgres::Caller {
+                    session,
+                    who,
+                    audit: shared.audit.clone(),
+                    cancels: shared.pg_cancels.clone(),
+                    masker,
+                };
+                connector::postgres::serve(conn_cfg, caller, send, recv).await
+            }
+            ConnectionKind::Mysql => {
+                let caller = connector::mysql::Caller {
+                    session,
+                    who,
+                    audit: shared.audit.clone(),
+                    masker,
+                };
+                connector::mysql::serve(conn_cfg, caller, send, recv).await
+            }
+            ConnectionKind::Http | ConnectionKind::Kubernetes => {
+                let caller = connector::http::Caller {
+                    session,
+                    who,
+                    audit: shared.audit.clone(),
+                    masker,
+                    data_dir: shared.cfg.data_dir.clone(),
+                };
+                connector::http::serve(conn_cfg, caller, send, recv).await
+            }
+            // `prepare` answers these two itself.
+            ConnectionKind::Tcp | ConnectionKind::Ssh => unreachable!("prepared above"),
+        },
+    };
+    audit.end(&shared, out);
+}
+
+/// What a connection kind needs before its session starts.
+enum Ready {
+    /// The backend, dialled: an unreachable one is refused, not opened.
+    Tcp(tokio::net::TcpStream),
+    /// The agent's SSH host key.
+    Ssh(Arc<russh::keys::PrivateKey>),
+    /// The connector does its own setup after `Opened`.
+    Other,
+}
+
+/// `Err` says why the open is refused.
+async fn prepare(shared: &Shared, cfg: &ConnectionConfig) -> Result<Ready, (ErrorCode, String)> {
+    match cfg.kind {
+        ConnectionKind::Tcp => match connector::tcp::dial(&cfg.address).await {
+            Ok(t) => Ok(Ready::Tcp(t)),
+            Err(e) => {
+                tracing::warn!(connection = %cfg.name, error = %e, "backend unreachable");
+                Err((
+                    ErrorCode::BackendUnreachable,
+                    format!(
+                        "the agent could not reach the backend of {:?}: {e}",
+                        cfg.name
+                    ),
+                ))
+            }
+        },
+        ConnectionKind::Ssh => match crate::identity::ssh_host_key(&shared.cfg.data_dir) {
+            Ok(k) => Ok(Ready::Ssh(Arc::new(k))),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the agent's SSH host key");
+                Err((
+                    ErrorCode::BackendUnreachable,
+                    format!("the agent has no usable SSH host key: {e}"),
+                ))
+            }
+        },
+        _ => Ok(Ready::Other),
     }
 }
 
@@ -703,15 +694,14 @@ impl SessionAudit {
         })
     }
 
-    fn end(
-        self,
-        shared: &Shared,
-        bytes_up: u64,
-        bytes_down: u64,
-        error: Option<String>,
-        client_user: Option<String>,
-        database: Option<String>,
-    ) {
+    fn end(self, shared: &Shared, out: connector::Outcome) {
+        let connector::Outcome {
+            bytes_up,
+            bytes_down,
+            error,
+            client_user,
+            database,
+        } = out;
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(session = %self.session, up = bytes_up, down = bytes_down, duration_ms, "session ended");
         shared.audit.record(Event::SessionEnd {

@@ -30,12 +30,7 @@ pub struct Caller {
     pub host_key: Arc<russh::keys::PrivateKey>,
 }
 
-/// How a session went, for its end record.
-pub struct Outcome {
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub error: Option<String>,
-}
+pub use super::Outcome;
 
 /// What every channel of one SSH connection shares.
 struct Ctx {
@@ -171,6 +166,7 @@ pub async fn serve(
         bytes_up: ctx.bytes_up.load(Ordering::Relaxed),
         bytes_down: ctx.bytes_down.load(Ordering::Relaxed),
         error: error.or(result),
+        ..Default::default()
     }
 }
 

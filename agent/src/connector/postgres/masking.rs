@@ -1122,6 +1122,225 @@ mod tests {
         );
     }
 
+    /// Rows as `scripts/bench-mask.sh` generates them (same parts, same
+    /// modular picks), for the row path as the relay runs it: one reused
+    /// output buffer. `cargo test -p hoop-agent --release --lib
+    /// bench_rows_speed -- --ignored --nocapture`; `HOOP_HASH_RULE=1`
+    /// adds the benchmark's hash rule.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn bench_rows_speed() {
+        let mut cfg = MaskConfig {
+            detectors: DetectorSet::all(),
+            strategy: Strategy::Partial,
+            ..MaskConfig::default()
+        };
+        if std::env::var_os("HOOP_HASH_RULE").is_some() {
+            cfg.columns = vec![ColumnRule {
+                pattern: "*name*".into(),
+                strategy: Some(Strategy::Hash),
+                keep: None,
+                name: None,
+            }];
+        }
+        let m = Masker::new(&cfg, [9; 32]).unwrap();
+        let fields: Vec<_> = ["full_name", "email", "note", "address", "reference"]
+            .iter()
+            .map(|n| field(n, oid::TEXT, Format::Text))
+            .collect();
+        let cols = columns(&m, &Types::default(), &fields, None);
+        let rows: Vec<Vec<u8>> = (1..=20_000).map(bench_row).collect();
+        let bytes: usize = rows.iter().map(Vec::len).sum();
+        let mut ranges = Vec::new();
+        let mut scratch = Scratch::default();
+        let mut counts = Counts::default();
+        counts.reset(cols.len());
+        let mut tally = MaskSummary::default();
+        let mut out = Vec::with_capacity(1 << 20);
+        let rounds = 25;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            for r in &rows {
+                if out.len() > (1 << 20) - 4096 {
+                    out.clear();
+                }
+                let ctx = RowCtx {
+                    masker: &m,
+                    cols: &cols,
+                    ranges: &mut ranges,
+                    scratch: &mut scratch,
+                    counts: &mut counts,
+                    tally: &mut tally,
+                };
+                write_row(ctx, r, &mut out).unwrap();
+            }
+        }
+        let el = start.elapsed();
+        let n = (rounds * rows.len()) as f64;
+        println!(
+            "bench rows: {:.3} us/row, {:.1} MB/s of rows",
+            el.as_secs_f64() * 1e6 / n,
+            (rounds * bytes) as f64 / el.as_secs_f64() / 1e6,
+        );
+    }
+
+    /// Row `g` of `scripts/bench-mask.sh`'s table.
+    fn bench_row(g: usize) -> Vec<u8> {
+        const FIRST: [&str; 31] = [
+            "Olivia",
+            "Liam",
+            "Emma",
+            "Noah",
+            "Amelia",
+            "Oliver",
+            "Sophia",
+            "Elijah",
+            "Mia",
+            "James",
+            "Charlotte",
+            "Lucas",
+            "Ava",
+            "Mateo",
+            "Isabella",
+            "Hiroshi",
+            "Priya",
+            "Joao",
+            "Fatima",
+            "Chen",
+            "Anna",
+            "Pierre",
+            "Ingrid",
+            "Kwame",
+            "Sofia",
+            "Dmitri",
+            "Lucia",
+            "Ahmed",
+            "Mei",
+            "Carlos",
+            "Zara",
+        ];
+        const LAST: [&str; 37] = [
+            "Smith", "Johnson", "Garcia", "Brown", "Miller", "Davis", "Martinez", "Lopez",
+            "Wilson", "Anderson", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Walker", "Silva",
+            "Santos", "Kumar", "Sato", "Muller", "Rossi", "Dubois", "Nowak", "Hansen", "Okafor",
+            "Ivanova", "Kim", "Nguyen", "Cohen", "Haddad", "Larsen", "Costa", "Novak", "Schmidt",
+            "Fischer", "Jensen",
+        ];
+        const DOMAIN: [&str; 5] = [
+            "example.com",
+            "mail.example.org",
+            "corp.example.net",
+            "inbox.example.io",
+            "example.co.uk",
+        ];
+        const STREET: [&str; 9] = [
+            "Oak Street",
+            "Maple Avenue",
+            "Cedar Lane",
+            "Pine Road",
+            "Elm Street",
+            "Washington Blvd",
+            "Lake Drive",
+            "Hill Road",
+            "Station Road",
+        ];
+        const CITY: [&str; 11] = [
+            "Springfield",
+            "Riverside",
+            "Fairview",
+            "Madison",
+            "Georgetown",
+            "Salem",
+            "Franklin",
+            "Greenville",
+            "Bristol",
+            "Clinton",
+            "Ashland",
+        ];
+        let (f, l, d) = (FIRST[g % 31], LAST[g / 31 % 37], DOMAIN[g % 5]);
+        let name = format!("{f} {l}");
+        let email =
+            (g % 20 != 0).then(|| format!("{}.{}{g}@{d}", f.to_lowercase(), l.to_lowercase()));
+        let day = |g: usize| format!("2024-{:02}-{:02}", 1 + g % 365 / 31, 1 + g % 28);
+        let note = match g % 100 {
+            0..5 => format!(
+                "{}{}{}",
+                [
+                    "Call me back on ",
+                    "Customer prefers a call at ",
+                    "Driver could not reach "
+                ][g % 3],
+                [
+                    format!("(415) 555-{:04}", g % 10000),
+                    format!("+44 20 7946 {:04}", g % 10000),
+                    format!("+1 212-555-{:04}", g % 10000),
+                    format!("+49 30 901820{:02}", g % 100),
+                ][g % 4],
+                [" after 6pm.", ", no answer yesterday.", " before delivery."][g % 3]
+            ),
+            5..10 => format!(
+                "{}{}{}",
+                ["Paid with card ", "Card on file: ", "Refund to "][g % 3],
+                [
+                    "4242 4242 4242 4242",
+                    "4111-1111-1111-1111",
+                    "5555 5555 5555 4444",
+                    "378282246310005",
+                    "6011 1111 1111 1117"
+                ][g % 5],
+                [", receipt sent.", " (expires 04/27).", " as requested."][g % 3]
+            ),
+            10..15 => format!(
+                "{}billing{g}@{d}{}",
+                [
+                    "Send the invoice to ",
+                    "Copy ",
+                    "Forward tracking updates to "
+                ][g % 3],
+                [" please.", " on every order.", " as well."][g % 3]
+            ),
+            _ => [
+                "Please leave the parcel at the back door.".to_string(),
+                "Customer asked for gift wrap and a handwritten card.".to_string(),
+                format!("Delivered on {}, signed by reception.", day(g)),
+                format!("Refund of ${}.99 approved after review.", g % 200),
+                format!("Second attempt, nobody home at 14:{:02}.", g % 60),
+                format!(
+                    "Item {} of 4 was out of stock, shipped separately.",
+                    1 + g % 4
+                ),
+                format!("Upgraded to express shipping, label v2.{}.", g % 10),
+                "Returned in original packaging; restocking fee waived.".to_string(),
+                format!("Order {g} split into two boxes of {} kg.", 1 + g % 9),
+            ][g % 9]
+                .clone(),
+        };
+        let address = format!(
+            "{} {}, {} {:05}",
+            1 + g % 9973,
+            STREET[g % 9],
+            CITY[g % 11],
+            10000 + g % 89999
+        );
+        let reference = match g % 3 {
+            0 => format!("ORD-2024-{g:07}"),
+            1 => format!("INV {}-{:05}", day(g).replace('-', ""), g % 100_000),
+            _ => format!(
+                "tracking 9400 1000 {:04} {:04} {:04} 00",
+                g % 10000,
+                g * 7 % 10000,
+                g * 13 % 10000
+            ),
+        };
+        data_row(&[
+            Some(name.as_bytes()),
+            email.as_deref().map(str::as_bytes),
+            Some(note.as_bytes()),
+            Some(address.as_bytes()),
+            Some(reference.as_bytes()),
+        ])
+    }
+
     proptest::proptest! {
         /// Hostile backend bytes never panic the row and array paths, and
         /// whatever they return is a well-formed row.

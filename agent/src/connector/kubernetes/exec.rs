@@ -3,8 +3,9 @@
 //! parser per direction reads the frames and writes the terminal to an
 //! asciicast v2 recording, as SSH sessions are recorded: stdout and
 //! stderr as output, stdin as input (unless `record_input = false`),
-//! resizes. A frame either parser cannot read ends the session: the
-//! recording is required, so nothing passes unrecorded.
+//! resizes. A frame either parser cannot read, or a failed write to the
+//! recording, ends the session: the recording is required, so nothing
+//! passes unrecorded.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -127,8 +128,12 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
     let term = Arc::new(Mutex::new(term));
     let (cr, cw) = tokio::io::split(TokioIo::new(c));
     let (br, bw) = tokio::io::split(TokioIo::new(b));
+    let recorded = |t: &Arc<Mutex<Terminal>>| {
+        let t = t.clone();
+        move || !lock(&t).recorder.failed()
+    };
     let t_up = term.clone();
-    let up = pump(cr, bw, Side::Client, move |e| {
+    let up = pump(cr, bw, Side::Client, recorded(&term), move |e| {
         let mut t = lock(&t_up);
         match e {
             Event::Data { channel: 0, data } if record_input => t.recorder.input(data),
@@ -141,7 +146,7 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
         }
     });
     let t_down = term.clone();
-    let down = pump(br, cw, Side::Server, move |e| {
+    let down = pump(br, cw, Side::Server, recorded(&term), move |e| {
         if let Event::Data {
             channel: 1 | 2,
             data,
@@ -150,6 +155,7 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
             lock(&t_down).recorder.output(data);
         }
     });
+
     // Either side's parse error ends both: dropping the other future
     // drops its halves, which closes the streams.
     match tokio::try_join!(up, down) {
@@ -164,6 +170,10 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
             ));
         }
         Err(PumpError::Io(e)) => rec.fail(format!("the upgraded stream failed: {e}")),
+        Err(PumpError::Recording) => {
+            tracing::warn!(session = %rec.session, "exec recording write failed; session ended");
+            rec.fail("the agent could not write the recording, so the session was ended");
+        }
     }
     rec.finish();
 }
@@ -190,14 +200,18 @@ fn resize(data: &[u8]) -> Option<(u32, u32)> {
 enum PumpError {
     Parse(WsError),
     Io(std::io::Error),
+    /// A write to the recording failed.
+    Recording,
 }
 
 /// Copies `from` to `to`, parsing as it goes; returns the bytes copied.
-/// The other side's writer is shut down at end of stream.
+/// The other side's writer is shut down at end of stream. Stops, before
+/// forwarding, once `recorded` says the recording failed.
 async fn pump<R, W>(
     mut from: R,
     mut to: W,
     side: Side,
+    recorded: impl Fn() -> bool + Send,
     mut on: impl FnMut(Event<'_>) + Send,
 ) -> Result<u64, PumpError>
 where
@@ -215,6 +229,9 @@ where
         }
         // Parse first: bytes that do not parse are not forwarded.
         parser.feed(&buf[..n], &mut on).map_err(PumpError::Parse)?;
+        if !recorded() {
+            return Err(PumpError::Recording);
+        }
         to.write_all(&buf[..n]).await.map_err(PumpError::Io)?;
         to.flush().await.map_err(PumpError::Io)?;
         total += n as u64;
@@ -241,11 +258,17 @@ mod tests {
         a.write_all(&good).await.unwrap();
         a.write_all(&bad).await.unwrap();
         let mut seen = Vec::new();
-        let r = pump(b, c, Side::Client, |e| {
-            if let Event::Data { data, .. } = e {
-                seen.extend_from_slice(data);
-            }
-        })
+        let r = pump(
+            b,
+            c,
+            Side::Client,
+            || true,
+            |e| {
+                if let Event::Data { data, .. } = e {
+                    seen.extend_from_slice(data);
+                }
+            },
+        )
         .await;
         assert!(
             matches!(r, Err(PumpError::Parse(WsError::Unmasked))),
@@ -256,5 +279,18 @@ mod tests {
         let mut got = Vec::new();
         d.read_to_end(&mut got).await.unwrap();
         assert!(got.is_empty() || got == good, "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_recording_ends_the_stream_before_forwarding() {
+        let (mut a, b) = tokio::io::duplex(1024);
+        let (c, mut d) = tokio::io::duplex(1024);
+        let frame = super::super::ws::encode(2, true, b"\x00hi", Some([9, 9, 9, 9]));
+        a.write_all(&frame).await.unwrap();
+        let r = pump(b, c, Side::Client, || false, |_| {}).await;
+        assert!(matches!(r, Err(PumpError::Recording)), "{r:?}");
+        let mut got = Vec::new();
+        d.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty(), "{got:?}");
     }
 }

@@ -81,6 +81,12 @@ impl Recorder {
         &self.path
     }
 
+    /// Whether a write failed: what follows is not recorded, and a caller
+    /// that requires the recording ends the session.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
     /// Terminal output (stdout or stderr).
     pub fn output(&mut self, data: &[u8]) {
         let text = take_utf8(&mut self.carry_out, data);
@@ -109,7 +115,8 @@ impl Recorder {
         let t = self.start.elapsed().as_secs_f64();
         let line = serde_json::json!([(t * 1e6).round() / 1e6, kind, text]);
         if let Err(e) = writeln!(self.out, "{line}").and_then(|()| self.out.flush()) {
-            // Keep the session going; the audit log says the recording is short.
+            // The caller decides, through `failed()`, whether the session
+            // may go on unrecorded.
             tracing::warn!(path = %self.path.display(), error = %e, "recording write failed");
             self.failed = true;
         }
@@ -153,6 +160,23 @@ mod tests {
         assert_eq!(take_utf8(&mut c, &bytes[3..]), "€");
         assert!(c.is_empty());
         assert_eq!(take_utf8(&mut c, b"a\xffb"), "a\u{fffd}b");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_write_is_reported() {
+        let file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let mut r = Recorder {
+            out: BufWriter::new(file),
+            path: "/dev/full".into(),
+            start: Instant::now(),
+            carry_out: Vec::new(),
+            carry_in: Vec::new(),
+            failed: false,
+        };
+        assert!(!r.failed());
+        r.output(b"x");
+        assert!(r.failed());
     }
 
     #[test]

@@ -457,6 +457,12 @@ impl AgentConfig {
                     c.name
                 ));
             }
+            if let Some(SecretRef::Value { .. }) = c.token {
+                out.push(format!(
+                    "connection {:?}: the token is inline in the configuration; use {{ env = ... }} or {{ file = ... }}",
+                    c.name
+                ));
+            }
             for h in &c.headers {
                 if let SecretRef::Value { .. } = h.value {
                     out.push(format!(

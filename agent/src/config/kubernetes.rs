@@ -2,6 +2,22 @@
 //! server with the service-account `token` injected as a bearer token,
 //! the cluster's `ca`, an optional `tls_server_name`, and the `namespace`
 //! `hoop connect` makes kubectl's default; and their validation.
+//!
+//! `url` must be `https://`, or `http://` to a loopback address only: the
+//! token would otherwise cross the network in cleartext.
+//!
+//! `deny` patterns of a kubernetes connection match `"VERB /path"`, built
+//! from the parsed request (see
+//! `crate::connector::kubernetes::path::ApiRequest::path`): `VERB` is the
+//! lowercase Kubernetes verb (`get`, `list`, `watch`, `create`, `update`,
+//! `patch`, `delete`, `deletecollection`, `exec`, `attach`,
+//! `portforward`, `log`), or the lowercase method for non-resource
+//! paths; `/path` is `/api/v1` or `/apis/GROUP/VERSION`, then
+//! `/namespaces/NS` when namespaced, then
+//! `/RESOURCE[/NAME[/SUBRESOURCE[/...]]]`, percent-decoded, without the
+//! legacy `/watch` prefix, the query or a trailing `/`. A list across all
+//! namespaces has no `/namespaces/NS` part (`list /api/v1/secrets`); a
+//! namespace itself is `/api/v1/namespaces/NS`.
 
 use super::{ConnectionConfig, SecretRef};
 
@@ -27,11 +43,17 @@ pub(super) fn validate(c: &ConnectionConfig, key: &str, problems: &mut Vec<Strin
             "{key}.tls_ca: a kubernetes connection names the API server's CA with ca = \"/path/ca.pem\""
         ));
     }
-    let https = c
-        .url
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .map(|u| u.scheme() == "https");
+    let parsed = c.url.as_deref().and_then(|u| url::Url::parse(u).ok());
+    let https = parsed.as_ref().map(|u| u.scheme() == "https");
+    if let Some(u) = parsed.as_ref().filter(|u| u.scheme() == "http") {
+        if !loopback(u) {
+            problems.push(format!(
+                "{key}.url: {:?} is plain http, which would send the token in cleartext; \
+                 use https:// (http:// only to a loopback address, e.g. kubectl proxy)",
+                u.as_str()
+            ));
+        }
+    }
     if let Some(ca) = &c.ca {
         if ca.as_os_str().is_empty() {
             problems.push(format!("{key}.ca: must name a PEM file"));
@@ -85,6 +107,16 @@ pub(super) fn reject_kube_keys(c: &ConnectionConfig, key: &str, problems: &mut V
                 c.kind
             ));
         }
+    }
+}
+
+/// Whether `u` names this machine: `localhost`, `127.x.x.x` or `[::1]`.
+fn loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
     }
 }
 
@@ -166,6 +198,10 @@ mod tests {
                 "connection[0].ca:",
             ),
             (
+                "url = 'http://10.0.0.1:8080'\ntoken = { env = 'T' }",
+                "connection[0].url: \"http://10.0.0.1:8080/\" is plain http",
+            ),
+            (
                 &*format!(
                     "{tok}[[connection.header]]\nname = 'Authorization'\nvalue = {{ env = 'X' }}"
                 ),
@@ -180,6 +216,29 @@ mod tests {
             let all = problems(body);
             assert!(all.contains(key), "{body}: {all}");
         }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_and_inline_tokens_warn() {
+        for url in [
+            "http://127.0.0.1:8001",
+            "http://localhost:8001",
+            "http://[::1]:8001",
+        ] {
+            let cfg = AgentConfig::parse(&with_kube(&format!(
+                "url = '{url}'\ntoken = {{ env = 'T' }}"
+            )))
+            .unwrap();
+            cfg.validate().unwrap();
+        }
+        let cfg = AgentConfig::parse(&with_kube(
+            "url = 'https://x:6443'\ntoken = { value = 'sa-token' }",
+        ))
+        .unwrap();
+        cfg.validate().unwrap();
+        let w = cfg.warnings().join("\n");
+        assert!(w.contains("the token is inline"), "{w}");
+        assert!(!w.contains("sa-token"), "{w}");
     }
 
     #[test]

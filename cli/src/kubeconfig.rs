@@ -5,7 +5,7 @@
 //! the loopback leg is only reachable from this machine.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -17,9 +17,22 @@ pub fn path(name: &str) -> anyhow::Result<PathBuf> {
         .join(format!("{name}.kubeconfig")))
 }
 
+/// The address kubectl dials for a listener on `local`: a listener on
+/// every address (`--bind 0.0.0.0` or `::`) is reached on the loopback
+/// of its family, which the agent also requires as the `Host`.
+pub fn server_addr(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}
+
 /// The kubeconfig text: a cluster, user and context named after the
 /// connection, the context current, with `namespace` as its default.
 pub fn render(name: &str, local: SocketAddr, namespace: Option<&str>) -> String {
+    let local = server_addr(local);
     // JSON strings are YAML double-quoted scalars: names like `true` or
     // `1.2` stay strings.
     let q = |s: &str| serde_json::Value::from(s).to_string();
@@ -113,6 +126,10 @@ mod tests {
         let text = render("true", "127.0.0.1:1".parse().unwrap(), None);
         assert!(text.contains("current-context: \"true\""), "{text}");
         assert!(!text.contains("namespace:"), "{text}");
+        let text = render("k", "0.0.0.0:8002".parse().unwrap(), None);
+        assert!(text.contains("server: \"http://127.0.0.1:8002\""), "{text}");
+        let text = render("k", "[::]:8002".parse().unwrap(), None);
+        assert!(text.contains("server: \"http://[::1]:8002\""), "{text}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Header rewriting between the caller and the backend: hop-by-hop
 //! headers (RFC 9110 §7.6.1) end at the agent, the caller's credentials
 //! never reach the backend, and injected headers replace any the caller
-//! sent under the same name.
+//! sent under the same name. The caller's `Host` must be a loopback name
+//! ([`loopback_host`]).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -37,6 +38,67 @@ fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|t| !t.is_empty())
+}
+
+/// Checks that the request names a loopback host (`localhost`, an IPv4
+/// loopback address or `[::1]`, any port) in its `Host` and in an
+/// absolute-form target. The local port `hoop connect` opens speaks
+/// plain HTTP and the agent adds the connection's credentials, so a web
+/// page whose hostname an attacker re-binds to 127.0.0.1 (DNS
+/// rebinding) could otherwise use them from the caller's browser; the
+/// page's requests carry its own hostname. `kubectl proxy` refuses
+/// other hosts the same way (`--accept-hosts`).
+pub fn loopback_host(uri: &http::Uri, h: &HeaderMap) -> Result<(), String> {
+    let host = h.get(header::HOST);
+    if host.is_none() && uri.host().is_none() {
+        return Err(
+            "the request has no Host header; the agent takes only requests for localhost".into(),
+        );
+    }
+    let named = host
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .into_iter()
+        .chain(uri.authority().map(|a| a.as_str().to_string()));
+    for value in named {
+        if !is_loopback_authority(&value) {
+            return Err(format!(
+                "the request is for host {value:?}, and the agent takes only requests for localhost, \
+                 127.0.0.1 or [::1] (any port): a web page re-binding its name to this machine could \
+                 otherwise use this connection (as kubectl proxy refuses hosts outside --accept-hosts)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `host[:port]` names this machine's loopback.
+fn is_loopback_authority(v: &str) -> bool {
+    let v = v.rsplit_once('@').map_or(v, |(_, h)| h).trim();
+    let host = if let Some(rest) = v.strip_prefix('[') {
+        let Some((ip, port)) = rest.split_once(']') else {
+            return false;
+        };
+        if !(port.is_empty() || port.strip_prefix(':').is_some_and(is_port)) {
+            return false;
+        }
+        return ip
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|a| a.is_loopback());
+    } else {
+        match v.rsplit_once(':') {
+            Some((h, port)) if is_port(port) => h,
+            Some(_) => return false,
+            None => v,
+        }
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Removes hop-by-hop headers, including those `Connection` names.
@@ -156,6 +218,45 @@ mod tests {
         ] {
             assert!(!names.contains(&gone), "{gone} in {names:?}");
         }
+    }
+
+    #[test]
+    fn only_loopback_hosts_are_taken() {
+        let uri: http::Uri = "/api".parse().unwrap();
+        for ok in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:443",
+            "127.9.8.7:1",
+            "[::1]",
+            "[::1]:8002",
+        ] {
+            let h = map(&[("host", ok)]);
+            assert!(loopback_host(&uri, &h).is_ok(), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8002",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "10.0.0.1:80",
+            "0.0.0.0:8002",
+            "[::]:8002",
+            "[::1]x",
+            "localhost:http",
+            "",
+        ] {
+            let h = map(&[("host", bad)]);
+            let e = loopback_host(&uri, &h).unwrap_err();
+            assert!(e.contains("--accept-hosts"), "{e}");
+        }
+        assert!(loopback_host(&uri, &HeaderMap::new()).is_err());
+        // An absolute-form target names the host too.
+        let abs: http::Uri = "http://evil.example/api".parse().unwrap();
+        assert!(loopback_host(&abs, &map(&[("host", "localhost")])).is_err());
+        let abs: http::Uri = "http://127.0.0.1:9/api".parse().unwrap();
+        assert!(loopback_host(&abs, &HeaderMap::new()).is_ok());
     }
 
     #[test]

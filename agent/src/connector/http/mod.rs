@@ -191,10 +191,22 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
                 }),
         );
     }
+    if let Err(m) = headers::loopback_host(req.uri(), req.headers()) {
+        return refuse(rec, StatusCode::FORBIDDEN, &m, "host");
+    }
+    if ctx.kube.is_some() {
+        if let Some(r) =
+            kubernetes::request_refusal(req.method(), &path, req.uri().query(), req.headers())
+        {
+            return refuse(rec, r.status, &r.message, r.rule);
+        }
+    }
     let checked = match &kreq {
-        Some(k) => ctx.guard.check_as(&k.verb, &path, upgrade.as_deref(), || {
-            kubernetes::read_only_refusal(k, upgrade.is_some())
-        }),
+        Some(k) => ctx
+            .guard
+            .check_line(&k.verb, &k.path, upgrade.as_deref(), || {
+                kubernetes::read_only_refusal(k, upgrade.is_some())
+            }),
         None => ctx.guard.check(req.method(), &path, upgrade.as_deref()),
     };
     if let Err(r) = checked {

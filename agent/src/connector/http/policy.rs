@@ -62,10 +62,9 @@ impl Guard {
         })
     }
 
-    /// Checks a request whose deny rules see `"{verb} {path}"` (the
-    /// method for `http` connections, the Kubernetes verb for
-    /// `kubernetes` ones); `read_only` says why a read-only connection
-    /// refuses it, if it does.
+    /// Checks a request whose deny rules see `"{verb} {path}"` with the
+    /// normalized `raw_path`; `read_only` says why a read-only
+    /// connection refuses it, if it does.
     pub fn check_as(
         &self,
         verb: &str,
@@ -77,6 +76,19 @@ impl Guard {
             rule: "path".into(),
             message,
         })?;
+        self.check_line(verb, &path, upgrade, read_only)
+    }
+
+    /// Checks a request whose deny rules see `"{verb} {path}"` as given:
+    /// the method and normalized path for `http` connections, the
+    /// Kubernetes verb and canonical path for `kubernetes` ones.
+    pub fn check_line(
+        &self,
+        verb: &str,
+        path: &str,
+        upgrade: Option<&str>,
+        read_only: impl FnOnce() -> Option<String>,
+    ) -> Result<(), Refusal> {
         if let Some(p) = upgrade.filter(|p| {
             p.split(',')
                 .map(|t| t.trim().to_ascii_lowercase())

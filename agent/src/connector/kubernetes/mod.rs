@@ -6,14 +6,22 @@
 //!   [`crate::connector::http::Backend`]);
 //! - each request's audit event names its verb, API group, version,
 //!   resource, subresource, namespace and name ([`path`]);
+//! - requests the API server could read differently from the agent are
+//!   refused before any rule: empty path segments (`//`), `\`, encoded
+//!   `/` or `\`, a `;` in the query, a method the API does not use; so
+//!   are `Impersonate-*` headers, which would make the API server act as
+//!   someone else with the agent's token ([`request_refusal`]);
 //! - `deny` patterns match `"VERB /path"` with the lowercase Kubernetes
-//!   verb and the normalized path, e.g. `^delete `, `^exec `,
-//!   `^\w+ /api/v1/namespaces/[^/]+/secrets(/|$)`; `read_only` lets only
-//!   `get`, `list`, `watch` and `log` (and non-resource `GET`s) through;
+//!   verb and the canonical path of [`ApiRequest::path`], e.g.
+//!   `^delete `, `^exec `, `^\w+ /api/v1/(namespaces/[^/]+/)?secrets(/|$)`;
+//!   `read_only` lets only `get`, `list`, `watch` and `log` (and
+//!   non-resource `GET`s) through;
 //! - `exec` and `attach` over WebSocket (`v5.channel.k8s.io`,
 //!   `v4.channel.k8s.io`, kubectl 1.30 and later) are recorded like SSH
 //!   sessions ([`exec`]); over SPDY, which the agent cannot read, they
-//!   are refused; `portforward` passes through unrecorded;
+//!   are refused; `pods/portforward` passes through unrecorded; every
+//!   other upgrade (`nodes/proxy`, a service proxy, an aggregated API's
+//!   console) is refused, as it would pass unrecorded;
 //! - the agent's own answers are Kubernetes `Status` objects, so kubectl
 //!   prints their message.
 
@@ -44,7 +52,7 @@ pub struct Kube {
 
 /// How an upgrade request is handled.
 pub enum UpgradePlan {
-    /// Spliced unread (port-forward, a service proxy).
+    /// Spliced unread: `pods/portforward` only.
     Pass,
     /// `exec`/`attach` over WebSocket: the subprotocols to offer the API
     /// server (only those the agent records), and the recording.
@@ -54,8 +62,9 @@ pub enum UpgradePlan {
     },
 }
 
-/// The agent's refusal of an upgrade.
-pub struct UpgradeRefusal {
+/// The agent's refusal of a request.
+#[derive(Debug)]
+pub struct Refusal {
     pub status: StatusCode,
     pub rule: &'static str,
     pub message: String,
@@ -87,12 +96,27 @@ impl Kube {
         session: &str,
         connection: &str,
         user: &str,
-    ) -> Result<UpgradePlan, UpgradeRefusal> {
+    ) -> Result<UpgradePlan, Refusal> {
         if !req.is_terminal() {
-            return Ok(UpgradePlan::Pass);
+            if req.verb == "portforward" {
+                return Ok(UpgradePlan::Pass);
+            }
+            let what = match (&req.resource, &req.subresource) {
+                (Some(r), Some(s)) => format!("{r}/{s}"),
+                (Some(r), None) => r.clone(),
+                _ => req.path.clone(),
+            };
+            return Err(Refusal {
+                status: StatusCode::FORBIDDEN,
+                rule: "upgrade",
+                message: format!(
+                    "{what} asks to upgrade to {protocol}, which would pass unrecorded; \
+                     this connection passes protocol upgrades only for exec and attach (recorded) and port-forward"
+                ),
+            });
         }
         if !protocol.eq_ignore_ascii_case("websocket") {
-            return Err(UpgradeRefusal {
+            return Err(Refusal {
                 status: StatusCode::FORBIDDEN,
                 rule: "recording",
                 message: format!(
@@ -115,7 +139,7 @@ impl Kube {
             .filter(|p| offered.iter().any(|o| o == p))
             .collect();
         if kept.is_empty() {
-            return Err(UpgradeRefusal {
+            return Err(Refusal {
                 status: StatusCode::BAD_REQUEST,
                 rule: "recording",
                 message: format!(
@@ -126,7 +150,7 @@ impl Kube {
                 ),
             });
         }
-        let protocols = HeaderValue::from_str(&kept.join(", ")).map_err(|_| UpgradeRefusal {
+        let protocols = HeaderValue::from_str(&kept.join(", ")).map_err(|_| Refusal {
             status: StatusCode::BAD_REQUEST,
             rule: "recording",
             message: "bad Sec-WebSocket-Protocol".into(),
@@ -152,7 +176,7 @@ impl Kube {
         })
         .map_err(|e| {
             tracing::error!(error = %e, "cannot start a recording");
-            UpgradeRefusal {
+            Refusal {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 rule: "recording",
                 message: format!(
@@ -168,6 +192,78 @@ impl Kube {
     }
 }
 
+/// Methods of the Kubernetes API.
+const METHODS: &[Method] = &[
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+/// Why a kubernetes connection refuses a request before its rules, if it
+/// does: a method the API does not use (the verb would be the method,
+/// which rules and `read_only` cannot foresee), a path or query the API
+/// server could read differently from the agent's checks (kubectl sends
+/// none of them), or impersonation.
+pub fn request_refusal(
+    method: &Method,
+    raw_path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<Refusal> {
+    let bad = |rule, message| {
+        Some(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            rule,
+            message,
+        })
+    };
+    if !METHODS.contains(method) {
+        return Some(Refusal {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            rule: "method",
+            message: format!("{method} is not a method of the Kubernetes API"),
+        });
+    }
+    let lower = raw_path.to_ascii_lowercase();
+    if raw_path.contains("//") {
+        // The API server reads `namespaces//secrets` as secrets of every
+        // namespace; the agent's checks would see `namespaces/secrets`.
+        return bad(
+            "path",
+            format!("the path {raw_path:?} has an empty segment (//); ask for the path without it"),
+        );
+    }
+    if raw_path.contains('\\') || lower.contains("%2f") || lower.contains("%5c") {
+        return bad(
+            "path",
+            format!(
+                "the path {raw_path:?} has a backslash or an encoded slash, which Kubernetes paths never need"
+            ),
+        );
+    }
+    if let Some(m) = path::query_problem(query) {
+        return bad("query", m);
+    }
+    if let Some(name) = headers
+        .keys()
+        .find(|n| n.as_str().starts_with("impersonate-"))
+    {
+        return Some(Refusal {
+            status: StatusCode::FORBIDDEN,
+            rule: "impersonate",
+            message: format!(
+                "the request carries the header {name}, and this connection refuses impersonation \
+                 (kubectl --as, --as-group, --as-uid): the API server would act as that user with the agent's token"
+            ),
+        });
+    }
+    None
+}
+
 /// Whether the API server's `101` chose a subprotocol the agent records.
 pub fn recorded_protocol(h: &HeaderMap) -> bool {
     h.get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -179,9 +275,9 @@ pub fn recorded_protocol(h: &HeaderMap) -> bool {
 fn exec_params(query: Option<&str>) -> (Option<String>, bool) {
     let mut command = Vec::new();
     let mut tty = false;
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+    for (k, v) in path::query_pairs(query) {
         match &*k {
-            "command" => command.push(v.into_owned()),
+            "command" => command.push(v),
             "tty" => tty = v == "true" || v == "1",
             _ => {}
         }
@@ -253,6 +349,7 @@ pub fn status_response(status: StatusCode, message: &str) -> Response<Body> {
         StatusCode::UNAUTHORIZED => "Unauthorized",
         StatusCode::FORBIDDEN => "Forbidden",
         StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
         StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
         _ => "InternalError",
     };
@@ -290,6 +387,102 @@ mod tests {
         assert_eq!(cmd.as_deref(), Some("sh -c echo hi"));
         assert!(tty);
         assert_eq!(exec_params(None), (None, false));
+    }
+
+    #[test]
+    fn requests_read_differently_or_impersonating_are_refused() {
+        let h = HeaderMap::new();
+        let refused = |m: Method, path: &str, q: Option<&str>, h: &HeaderMap| {
+            request_refusal(&m, path, q, h).map(|r| (r.status, r.rule))
+        };
+        assert!(
+            refused(
+                Method::GET,
+                "/api/v1/namespaces/a/secrets",
+                Some("watch=1"),
+                &h
+            )
+            .is_none()
+        );
+        for path in [
+            "/api/v1/namespaces//secrets",
+            "//api/v1/secrets",
+            "/api/v1/namespaces/a%2F/secrets",
+            "/api/v1/namespaces/a\\b/secrets",
+            "/api/v1/namespaces/a%5cb",
+        ] {
+            assert_eq!(
+                refused(Method::GET, path, None, &h),
+                Some((StatusCode::BAD_REQUEST, "path")),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            refused(
+                Method::GET,
+                "/api/v1/secrets",
+                Some("watch=false;watch=true"),
+                &h
+            ),
+            Some((StatusCode::BAD_REQUEST, "query"))
+        );
+        let lower = Method::from_bytes(b"delete").unwrap();
+        assert_eq!(
+            refused(lower, "/api/v1/namespaces/a/pods/p", None, &h),
+            Some((StatusCode::METHOD_NOT_ALLOWED, "method"))
+        );
+        for name in [
+            "impersonate-user",
+            "Impersonate-Group",
+            "impersonate-extra-scopes",
+            "impersonate-uid",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("x"),
+            );
+            let r = request_refusal(&Method::GET, "/api/v1/pods", None, &h).unwrap();
+            assert_eq!((r.status, r.rule), (StatusCode::FORBIDDEN, "impersonate"));
+            assert!(
+                r.message.contains(&name.to_ascii_lowercase()),
+                "{}",
+                r.message
+            );
+        }
+    }
+
+    #[test]
+    fn only_port_forward_upgrades_pass_unrecorded() {
+        let k = Kube {
+            record_input: true,
+            data_dir: PathBuf::from("/nonexistent"),
+            recordings: AtomicU32::new(0),
+        };
+        let plan = |path: &str| {
+            let r = path::parse(&Method::GET, path, None);
+            k.plan_upgrade(&r, "websocket", &HeaderMap::new(), None, "s", "c", "u")
+        };
+        assert!(matches!(
+            plan("/api/v1/namespaces/a/pods/p/portforward"),
+            Ok(UpgradePlan::Pass)
+        ));
+        for path in [
+            "/api/v1/nodes/n/proxy/exec/a/p/c",
+            "/api/v1/namespaces/a/services/s/proxy/",
+            "/apis/x.io/v1/namespaces/a/consoles/c/attach",
+            "/version",
+        ] {
+            let Err(r) = plan(path) else {
+                panic!("{path} passed");
+            };
+            assert_eq!(
+                (r.status, r.rule),
+                (StatusCode::FORBIDDEN, "upgrade"),
+                "{path}"
+            );
+            assert!(r.message.contains("unrecorded"), "{}", r.message);
+        }
     }
 
     #[test]

@@ -18,8 +18,10 @@
 //!   on the status channel.
 //!
 //! Every API request needs `Authorization: Bearer TOKEN` (else `401`);
-//! [`KubeApi::served`] counts those that had it. `GET /__stats` answers
-//! the counters without a token, for the benchmark script.
+//! [`KubeApi::served`] counts those that had it, and
+//! [`KubeApi::headers_seen`] keeps the headers of every request, so tests
+//! can check what reached the API server. `GET /__stats` answers the
+//! counters without a token, for the benchmark script.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -66,6 +68,8 @@ struct State {
     unauthorized: AtomicU64,
     /// `METHOD path?query` of every authorized request.
     log: Mutex<Vec<String>>,
+    /// The headers (lowercase name, value) of every request but `/__stats`.
+    headers: Mutex<Vec<Vec<(String, String)>>>,
     objects: Mutex<BTreeMap<(String, String, String), Value>>,
     version: AtomicU64,
     events: broadcast::Sender<(String, String, Value)>,
@@ -101,6 +105,7 @@ impl KubeApi {
             served: AtomicU64::new(0),
             unauthorized: AtomicU64::new(0),
             log: Mutex::default(),
+            headers: Mutex::default(),
             objects: Mutex::default(),
             version: AtomicU64::new(100),
             events: broadcast::channel(256).0,
@@ -169,6 +174,16 @@ impl KubeApi {
     /// `METHOD path?query` of each authorized request so far.
     pub fn requests(&self) -> Vec<String> {
         self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The headers of each request so far (authorized or not), names
+    /// lowercase.
+    pub fn headers_seen(&self) -> Vec<Vec<(String, String)>> {
+        self.state
+            .headers
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
     }
 
     /// Whether an object exists.
@@ -319,6 +334,19 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             &json!({"served": st.served.load(Ordering::Relaxed), "unauthorized": st.unauthorized.load(Ordering::Relaxed)}),
         );
     }
+    if let Ok(mut seen) = st.headers.lock() {
+        seen.push(
+            req.headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        );
+    }
     let authorized = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -410,6 +438,8 @@ fn resource_list() -> Value {
         {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
         {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions", "verbs": ["create", "get"]},
         res("configmaps", "ConfigMap", &["cm"], &all),
+        // Discovered, not served: for deny rules that refuse them first.
+        res("secrets", "Secret", &[], &all),
         {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
          "verbs": ["get", "list"], "shortNames": ["ns"]},
     ]})

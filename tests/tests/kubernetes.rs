@@ -42,7 +42,7 @@ async fn setup(conns: impl FnOnce(&KubeApi) -> Vec<Conn>, agent_token: &str) -> 
 
 /// `hoop connect NAME` and the kubeconfig it wrote.
 struct Kubectl {
-    _connect: Connect,
+    connect: Connect,
     kubeconfig: PathBuf,
     /// kubectl's HOME (its discovery cache).
     home: TempDir,
@@ -64,7 +64,7 @@ impl Kubectl {
             kubeconfig.display()
         );
         Kubectl {
-            _connect: connect,
+            connect,
             kubeconfig,
             home: TempDir::new("hoop-kubectl-home"),
         }
@@ -239,14 +239,213 @@ async fn kubectl_get_apply_delete_and_logs_through_hoop() {
     let version = s.wait_event("http_request", |e| e["path"] == "/api/v1");
     assert!(version.get("resource").is_none(), "{version}");
 
-    // The token reached the API server, and nothing on the caller's side.
+    // The agent's token, and only it, reached the API server.
     assert!(api.served() > 5, "{}", api.served());
     assert_eq!(api.unauthorized(), 0);
-    for dir in [s.agent.dir.path().join("cli"), k.home.path().to_path_buf()] {
-        for (path, body) in files_under(&dir) {
-            assert!(!body.contains(TOKEN), "the token is in {}", path.display());
-        }
+    assert_only_token(&api, TOKEN);
+}
+
+/// Every request the API server saw carried one `Authorization`, the
+/// agent's `token`, and no `Impersonate-*` header.
+fn assert_only_token(api: &KubeApi, token: &str) {
+    let seen = api.headers_seen();
+    assert!(!seen.is_empty());
+    for headers in &seen {
+        let auth: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(auth, [format!("Bearer {token}")], "{headers:?}");
+        assert!(
+            !headers
+                .iter()
+                .any(|(k, v)| k.starts_with("impersonate-") || v.contains("caller-token")),
+            "{headers:?}"
+        );
     }
+}
+
+/// `curl` to the local port of `k` with extra arguments; the status
+/// code and body.
+fn curl(k: &Kubectl, path: &str, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--path-as-is", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(format!("http://{}{path}", k.connect.addr))
+        .output()
+        .expect("run curl");
+    let body = text(&out.stdout);
+    let (body, code) = body.rsplit_once('\n').expect("curl printed a status");
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caller_tokens_and_impersonation_never_reach_the_api_server() {
+    let (api, s) = setup(|api| vec![kube_conn("k8s", api, "")], TOKEN).await;
+    let k = Kubectl::connect(&s, "k8s");
+
+    // The caller's own token is dropped; the agent's is sent.
+    let pods = k.ok(&["--token=caller-token", "get", "pods", "-o", "name"]);
+    assert_eq!(pods.trim(), "pod/web");
+    let (code, body) = curl(
+        &k,
+        "/api/v1/namespaces/default/pods",
+        &["-H", "Authorization: Bearer caller-token"],
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // Impersonation is refused before the API server, with a reason.
+    let before = api.headers_seen().len();
+    for args in [
+        &["--token=caller-token", "--as=x", "get", "pods"][..],
+        &["--as=x", "--as-group=system:masters", "get", "pods"],
+        &[
+            "--as=x",
+            "--as-uid=1",
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods",
+        ],
+    ] {
+        let out = k.run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("impersonate-"), "{args:?}: {err}");
+        assert!(err.contains("refuses impersonation"), "{args:?}: {err}");
+    }
+    let (code, body) = curl(&k, "/api/v1/pods", &["-H", "Impersonate-Extra-Scopes: x"]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("impersonate-extra-scopes"), "{body}");
+    assert_eq!(
+        api.headers_seen().len(),
+        before,
+        "a refused request reached the API server"
+    );
+    let ev = s.wait_event("http_request", |e| e["rule"] == "impersonate");
+    assert_eq!(ev["outcome"], "refused");
+    assert_eq!(ev["status"], 403);
+    assert_only_token(&api, TOKEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn example_deny_rules_match_the_canonical_request() {
+    let rules = r#"
+[[connection.deny]]
+pattern = '^\w+ /api/v1/(namespaces/[^/]+/)?secrets(/|$)'
+message = "secrets are not readable through hoop"
+
+[[connection.deny]]
+pattern = '^(create|update|patch|delete|deletecollection) /(api/v1|apis/[^/]+/[^/]+)/namespaces/kube-system(/|$)'
+message = "kube-system is changed through the platform team's pipeline"
+
+[[connection.deny]]
+pattern = '^\w+ /api/v1/nodes/[^/]+/proxy(/|$)'
+message = "the kubelet API is not reachable through hoop"
+"#;
+    let (api, s) = setup(|api| vec![kube_conn("k8s", api, rules)], TOKEN).await;
+    let k = Kubectl::connect(&s, "k8s");
+    assert!(k.ok(&["get", "pods"]).contains("web"));
+    let before = api.requests().len();
+    for (args, says) in [
+        (&["get", "secrets", "-A"][..], "secrets are not readable"),
+        (&["get", "secrets", "-n", "x"], "secrets are not readable"),
+        (
+            &["get", "--raw", "/api/v1/watch/namespaces/x/secrets/y"],
+            "secrets are not readable",
+        ),
+        (
+            &["get", "--raw", "/api/v1/namespaces/x/secrets/y/?watch=true"],
+            "secrets are not readable",
+        ),
+        (
+            &["delete", "--raw", "/api/v1/namespaces/kube-system"],
+            "kube-system is changed",
+        ),
+        (
+            &[
+                "delete",
+                "--raw",
+                "/apis/apps/v1/namespaces/kube-system/deployments/d",
+            ],
+            "kube-system is changed",
+        ),
+        (
+            &["get", "--raw", "/api/v1/nodes/n1/proxy/configz"],
+            "kubelet API",
+        ),
+    ] {
+        let out = k.run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let after = api.requests();
+    assert_eq!(after.len(), before, "{:?}", &after[before..]);
+    let ev = s.wait_event("http_request", |e| {
+        e["outcome"] == "refused" && e["verb"] == "list" && e["resource"] == "secrets"
+    });
+    assert!(ev.get("namespace").is_none(), "{ev}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_requests_other_hosts_and_unrecorded_upgrades_are_refused() {
+    let (api, s) = setup(|api| vec![kube_conn("k8s", api, "")], TOKEN).await;
+    let k = Kubectl::connect(&s, "k8s");
+    let (code, body) = curl(&k, "/api/v1/namespaces/default/pods", &[]);
+    assert_eq!(code, 200, "{body}");
+    let before = api.headers_seen().len();
+
+    // Empty segments: the API server would list secrets everywhere.
+    let (code, body) = curl(&k, "/api/v1/namespaces//secrets", &[]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("empty segment"), "{body}");
+    let (code, body) = curl(&k, "/api/v1/namespaces/a/pods?watch=false;x", &[]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("%3B"), "{body}");
+
+    // DNS rebinding: a page's requests carry its own host name.
+    for host in ["evil.example", "evil.example:8002", "10.1.2.3"] {
+        let (code, body) = curl(
+            &k,
+            "/api/v1/namespaces/default/pods",
+            &["-H", &format!("Host: {host}")],
+        );
+        assert_eq!(code, 403, "{host}: {body}");
+        assert!(body.contains("--accept-hosts"), "{body}");
+    }
+    let (code, _) = curl(
+        &k,
+        "/api/v1/namespaces/default/pods",
+        &["-H", "Host: localhost"],
+    );
+    assert_eq!(code, 200);
+
+    // Upgrades other than exec, attach and port-forward.
+    let ws = [
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    for path in [
+        "/api/v1/nodes/n1/proxy/exec/default/web/app?command=sh",
+        "/api/v1/namespaces/default/services/s/proxy/",
+    ] {
+        let (code, body) = curl(&k, path, &ws);
+        assert_eq!(code, 403, "{path}: {body}");
+        assert!(body.contains("unrecorded"), "{body}");
+    }
+    // Two good requests reached the API server, nothing else did.
+    assert_eq!(api.headers_seen().len(), before + 1);
+    let ev = s.wait_event("http_request", |e| e["rule"] == "host");
+    assert_eq!(ev["outcome"], "refused");
+    s.wait_event("http_request", |e| e["rule"] == "upgrade");
+    s.wait_event("http_request", |e| e["rule"] == "path");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -475,7 +674,10 @@ async fn a_wrong_token_is_a_clear_error() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("refused the token"), "{err}");
-    assert!(!err.contains("not-the-token"), "{err}");
     assert!(api.unauthorized() > 0);
     assert_eq!(api.served(), 0);
+    // The token the API server refused was the agent's, not the caller's.
+    let out = k.run(&["--token=caller-token", "get", "pods"]);
+    assert!(!out.status.success());
+    assert_only_token(&api, "not-the-token");
 }

@@ -396,6 +396,44 @@ async fn binary_values_of_other_types_are_masked_or_withheld() {
     assert!(!nulled.contains(&"plain_num"), "{ev:#}");
 }
 
+/// A backend where the agent cannot read `pg_type` (here: the catalog's
+/// grant revoked; a PostgreSQL look-alike may lack it) still serves a
+/// masked session: built-in types are masked as usual and values of any
+/// other type are withheld.
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_type_catalog_withholds_other_types() {
+    let pg = cluster();
+    pg.sql(
+        APP_DB,
+        &format!(
+            "create type mood as enum ('happy', 'sad');
+             create table extra (email text, m mood);
+             insert into extra values ('bob@example.org', 'happy');
+             grant select on extra to {APP_USER};
+             revoke select on pg_catalog.pg_proc from public;"
+        ),
+    )
+    .expect("create the table, revoke the catalog");
+    let s = Setup::start(&[pg_conn("db", &pg).extra(MASK_DETECTORS_ONLY)]).await;
+    let c = s.connect("db");
+    let client = connect_tokio("127.0.0.1", c.addr.port(), CLIENT_USER, APP_DB, None)
+        .await
+        .unwrap();
+    let row = client
+        .query_one("select email, m from extra", &[])
+        .await
+        .unwrap();
+    let email = row.get::<_, Option<RawValue>>(0).map(|v| v.0);
+    assert_eq!(email.as_deref(), Some(&b"b****@example.org"[..]));
+    assert!(
+        row.get::<_, Option<RawValue>>(1).is_none(),
+        "an enum the agent could not look up is withheld"
+    );
+    // The session goes on.
+    let n: i32 = client.query_one("select 1", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hoop_exec_output_is_masked() {
     let pg = cluster();

@@ -252,12 +252,14 @@ pub async fn load_types(b: &mut Backend) -> Result<Types, LoginError> {
     frontend::encode_query(types::QUERY, &mut out).map_err(|e| bad(&e.to_string()))?;
     b.stream.write_all(&out).await?;
     let mut found = Types::default();
+    let mut failed = false;
     let mut ranges = Vec::with_capacity(3);
     loop {
         let msg = read_message(&mut b.stream, &mut b.leftover).await?;
         match msg.tag {
             b'T' | b'C' | b'N' => {}
             b'S' => b.greeting.push(msg),
+            b'D' if failed => {}
             b'D' => {
                 data_row_ranges(&msg.bytes, &mut ranges).map_err(|e| bad(&e.to_string()))?;
                 let field = |i: usize| -> Result<&str, LoginError> {
@@ -276,9 +278,17 @@ pub async fn load_types(b: &mut Backend) -> Result<Types, LoginError> {
                 found.add(number(0)?, field(1)?, number(2)?);
             }
             b'E' => {
+                // A server without these catalogs (a PostgreSQL look-alike):
+                // masking goes on with the built-in types, and values of
+                // any other type are withheld.
                 let f =
                     ErrorFields::decode(&msg).map_err(|e| LoginError::Protocol(e.to_string()))?;
-                return Err(LoginError::Backend(f));
+                tracing::warn!(
+                    error = %f.message().unwrap_or_default(),
+                    "cannot read pg_type for masking; binary values of non-built-in types will be withheld"
+                );
+                found = Types::default();
+                failed = true;
             }
             b'Z' => {
                 b.status = TransactionStatus::decode(&msg)

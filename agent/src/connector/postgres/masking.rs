@@ -10,8 +10,8 @@
 //! What is rewritten:
 //! - DataRow values in text format; in binary format, the text-like types
 //!   (`text`, `varchar`, `bpchar`, `name`, `json`, `jsonb`, `xml`,
-//!   `unknown`, and, read from `pg_type` at login, `citext`, enums and
-//!   domains over them) and arrays of them. Binary numbers (`int2/4/8`,
+//!   `unknown`, domains over them (described as their base type), and,
+//!   read from `pg_type` at login, `citext` and enums) and arrays of them. Binary numbers (`int2/4/8`,
 //!   `float4/8`, `numeric`, their domains and arrays) are read as their
 //!   decimal text: one that holds something to mask (a card number stored
 //!   as `bigint`) cannot be rewritten in its format and is sent as NULL.

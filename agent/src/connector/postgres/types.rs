@@ -6,10 +6,11 @@
 //! by its type's send function, and a type the agent cannot read cannot be
 //! scanned: such values are withheld (sent as NULL, and the audit event
 //! names the column) rather than passed unmasked. The types whose OIDs are
-//! fixed in PostgreSQL's catalog are known here; the others (information
-//! schema domains, enums, domains, extension types such as `citext`) are
-//! read from `pg_type` when a masked session logs in ([`QUERY`]). Types
-//! created later in the session are withheld until the next session.
+//! fixed in PostgreSQL's catalog are known here; the others (enums,
+//! extension types such as `citext`, arrays of domains) are read from
+//! `pg_type` when a masked session logs in ([`QUERY`]). (A domain column
+//! itself is described with its base type's OID.) Types created later in
+//! the session are withheld until the next session.
 
 use std::collections::HashMap;
 

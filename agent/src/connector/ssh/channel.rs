@@ -30,6 +30,16 @@ struct State {
 
 type Shared = Arc<Mutex<State>>;
 
+/// Whether the channel's recording stopped working: the session is ended
+/// rather than relayed unrecorded.
+fn recording_failed(s: &Shared) -> bool {
+    let failed = lock(s).recorder.as_ref().is_some_and(Recorder::failed);
+    if failed {
+        tracing::error!("the session's recording failed; ending the session");
+    }
+    failed
+}
+
 fn lock(s: &Shared) -> std::sync::MutexGuard<'_, State> {
     // A panicked holder leaves consistent enough state for a recording.
     s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -208,6 +218,10 @@ async fn caller_to_host(
                         r.input(&data);
                     }
                 }
+                if recording_failed(&state) {
+                    let _ = front_w.close().await;
+                    break;
+                }
                 back_w.data_bytes(data).await
             }
             ChannelMsg::ExtendedData { data, ext } => back_w.extended_data_bytes(ext, data).await,
@@ -350,6 +364,9 @@ async fn host_to_caller(
                 if let Some(r) = lock(&state).recorder.as_mut() {
                     r.output(&data);
                 }
+                if recording_failed(&state) {
+                    break;
+                }
                 front_w.data_bytes(data).await
             }
             ChannelMsg::ExtendedData { data, ext } => {
@@ -358,6 +375,9 @@ async fn host_to_caller(
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
                 if let Some(r) = lock(&state).recorder.as_mut() {
                     r.output(&data);
+                }
+                if recording_failed(&state) {
+                    break;
                 }
                 front_w.extended_data_bytes(ext, data).await
             }

@@ -156,6 +156,25 @@ impl MaskSummary {
         }
     }
 
+    /// Counts one rewritten value of `column` whose matches were counted
+    /// with [`MaskSummary::hit`].
+    pub fn value_in(&mut self, column: &str) {
+        self.values += 1;
+        if !self.columns.contains(column) {
+            self.columns.insert(column.to_string());
+        }
+    }
+
+    /// Counts one match of `detector` (a detector, rule or list name).
+    pub fn hit(&mut self, detector: &str) {
+        match self.detectors.get_mut(detector) {
+            Some(c) => *c += 1,
+            None => {
+                self.detectors.insert(detector.to_string(), 1);
+            }
+        }
+    }
+
     /// Adds `other` in, leaving it empty.
     pub fn absorb(&mut self, other: &mut MaskSummary) {
         self.values += other.values;

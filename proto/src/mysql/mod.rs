@@ -61,7 +61,9 @@ pub use response::{
     EofPacket, ErrPacket, OkPacket, RowPacketKind, classify_row_packet, is_eof_packet,
 };
 pub use result::{LocalInfileRequest, QueryResponse, ResultSetHeader};
-pub use row::{BinaryRow, TextRow, encode_binary_row, encode_text_row};
+pub use row::{
+    BinaryRow, TextRow, encode_binary_row, encode_text_row, put_text_value, text_row_ranges,
+};
 pub use stmt::{ExecuteParams, StmtExecute, StmtPrepareOk};
 pub use wire::{
     LENENC_NULL, decode_lenenc_int, decode_lenenc_str, encode_lenenc_int, encode_lenenc_str,

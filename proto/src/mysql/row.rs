@@ -71,6 +71,31 @@ impl TextRow {
     }
 }
 
+/// Decodes the value ranges of text row `payload` into `out` (cleared
+/// first), with the same checks as [`TextRow::decode`] but no allocation
+/// once `out` has grown: for a relay that reads many rows.
+pub fn text_row_ranges(
+    payload: &[u8],
+    columns: usize,
+    out: &mut Vec<Option<Range<usize>>>,
+) -> Result<(), DecodeError> {
+    out.clear();
+    let mut r = Reader::new(payload, TextRow::WHAT);
+    r.check_count(columns, 1)?;
+    for _ in 0..columns {
+        out.push(r.lenenc_range_nullable()?);
+    }
+    r.finish()
+}
+
+/// Appends one text-row value: a length-encoded string, or NULL.
+pub fn put_text_value(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(v) => put_lenenc_str(out, v),
+        None => out.put_u8(LENENC_NULL),
+    }
+}
+
 impl BinaryRow {
     const WHAT: &'static str = "binary row";
 

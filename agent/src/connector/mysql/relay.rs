@@ -22,7 +22,7 @@ use hoop_proto::mysql::{
 use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::masking::{self, Cols};
+use super::masking::{self, Cols, RowScratch};
 use super::read_only;
 use super::{ClientError, client_packet};
 use crate::audit::{AuditLog, Event, Who};
@@ -700,6 +700,8 @@ impl Session {
             self.pass(&p)?;
         }
         let cols = masker.as_ref().map(|m| Cols::new(m, &defs, binary));
+        let mut scratch = RowScratch::default();
+        let mut masked_row = Vec::new();
         let mut rows = 0u64;
         loop {
             let p = self.backend_packet().await?;
@@ -707,6 +709,21 @@ impl Session {
                 RowPacketKind::Row => {
                     rows += 1;
                     match (&masker, &cols) {
+                        (Some(m), Some(c)) if !c.binary() => {
+                            if c.text_row_into(
+                                m,
+                                &p.payload,
+                                &mut scratch,
+                                &mut masked_row,
+                                &mut o.masked,
+                            )
+                            .map_err(RelayError::Masking)?
+                            {
+                                self.replace(&p, &masked_row)?;
+                            } else {
+                                self.pass(&p)?;
+                            }
+                        }
                         (Some(m), Some(c)) => {
                             match c
                                 .row(m, &p.payload, &mut o.masked)

@@ -5,6 +5,7 @@ pub mod harness;
 pub mod issuer;
 pub mod kube_api;
 pub mod mysql;
+pub mod mysql8;
 pub mod oidc;
 pub mod pg;
 pub mod servers;

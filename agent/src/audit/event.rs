@@ -44,6 +44,11 @@ pub struct KubeRequest {
     pub namespace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// `exec` and `attach`: the exit code the API server reported on the
+    /// status channel (0 for `Success`, N for a `Failure` whose cause is
+    /// `ExitCode` N); absent when it sent none or another failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
 }
 
 /// Everything the agent records.

@@ -5,7 +5,8 @@
 //! stderr as output, stdin as input (unless `record_input = false`),
 //! resizes. A frame either parser cannot read, or a failed write to the
 //! recording, ends the session: the recording is required, so nothing
-//! passes unrecorded.
+//! passes unrecorded. The exit code on the status channel goes into the
+//! request's audit event.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -33,6 +34,8 @@ pub struct Terminal {
     pub shown: String,
     record_input: bool,
     started: bool,
+    /// From the last status (channel 3) message the API server sent.
+    exit_status: Option<i32>,
 }
 
 /// Who and what a recording is of.
@@ -94,6 +97,7 @@ impl Terminal {
             path: info.path,
             record_input: info.record_input,
             started: false,
+            exit_status: None,
         })
     }
 }
@@ -146,19 +150,23 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
         }
     });
     let t_down = term.clone();
-    let down = pump(br, cw, Side::Server, recorded(&term), move |e| {
-        if let Event::Data {
+    let down = pump(br, cw, Side::Server, recorded(&term), move |e| match e {
+        Event::Data {
             channel: 1 | 2,
             data,
-        } = e
-        {
-            lock(&t_down).recorder.output(data);
-        }
+        } => lock(&t_down).recorder.output(data),
+        Event::Message { channel: 3, data } => lock(&t_down).exit_status = exit_status(data),
+        _ => {}
     });
 
     // Either side's parse error ends both: dropping the other future
     // drops its halves, which closes the streams.
-    match tokio::try_join!(up, down) {
+    let result = tokio::try_join!(up, down);
+    // Known even when the stream ended badly after the status came.
+    if let Some(k) = rec.kube.as_mut() {
+        k.exit_status = lock(&term).exit_status;
+    }
+    match result {
         Ok((u, d)) => {
             rec.up.store(u, Ordering::Relaxed);
             rec.down = d;
@@ -194,6 +202,42 @@ fn resize(data: &[u8]) -> Option<(u32, u32)> {
     serde_json::from_slice::<Size>(data)
         .ok()
         .map(|s| (s.width, s.height))
+}
+
+/// The exit code in a status message: `{"status":"Success"}` is 0, a
+/// `Failure` whose `details.causes` has `{"reason":"ExitCode",
+/// "message":"N"}` is N; any other failure (the container is gone, the
+/// command was not found) has none.
+fn exit_status(data: &[u8]) -> Option<i32> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: String,
+        #[serde(default)]
+        details: Details,
+    }
+    #[derive(Default, serde::Deserialize)]
+    struct Details {
+        #[serde(default)]
+        causes: Vec<Cause>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Cause {
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        message: String,
+    }
+    let s: Status = serde_json::from_slice(data).ok()?;
+    match s.status.as_str() {
+        "Success" => Some(0),
+        "Failure" => s
+            .details
+            .causes
+            .iter()
+            .find(|c| c.reason == "ExitCode")
+            .and_then(|c| c.message.parse().ok()),
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
@@ -247,6 +291,25 @@ mod tests {
         assert_eq!(resize(br#"{"Width":120,"Height":40}"#), Some((120, 40)));
         assert_eq!(resize(b"{}"), None);
         assert_eq!(resize(b"\xff"), None);
+    }
+
+    #[test]
+    fn exit_statuses() {
+        assert_eq!(
+            exit_status(br#"{"metadata":{},"status":"Success"}"#),
+            Some(0)
+        );
+        let failed = br#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit status 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
+        assert_eq!(exit_status(failed), Some(3));
+        // A failure that is not the command's own exit.
+        let gone = br#"{"metadata":{},"status":"Failure","message":"container not found","reason":"InternalError","details":{"causes":[{"message":"container not found"}]}}"#;
+        assert_eq!(exit_status(gone), None);
+        assert_eq!(
+            exit_status(br#"{"status":"Failure","details":{"causes":[{"reason":"ExitCode","message":"x"}]}}"#),
+            None
+        );
+        assert_eq!(exit_status(br#"{"status":"Failure"}"#), None);
+        assert_eq!(exit_status(b"\xff"), None);
     }
 
     #[tokio::test]

@@ -297,6 +297,7 @@ pub fn audit_fields(r: &ApiRequest) -> KubeRequest {
         subresource: r.subresource.clone(),
         namespace: r.namespace.clone(),
         name: r.name.clone(),
+        exit_status: None,
     }
 }
 

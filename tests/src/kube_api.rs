@@ -11,16 +11,15 @@
 //!   these kinds), update and delete, `fieldSelector=metadata.name=`;
 //! - `watch=true` streams (JSON lines, or `Table` rows) that stay open;
 //! - `pods/NAME/log` (`follow=true` keeps sending a line every 100 ms);
-//! - `pods/NAME/exec` over WebSocket `v5.channel.k8s.io` (or v4): with
-//!   stdin, stdin is echoed on stdout until the caller closes it (v5) or
-//!   types `exit`; without, `echo ARGS` prints ARGS, `false` fails with
-//!   exit code 1, anything else prints `ran: COMMAND`; the outcome goes
-//!   on the status channel.
+//! - `pods/NAME/exec` over WebSocket `v5.channel.k8s.io` (or v4), see
+//!   [`exec`]: a tiny shell with `-it`, `cat` with `-i`, a few commands
+//!   without; the exit code goes on the status channel.
 //!
 //! Every API request needs `Authorization: Bearer TOKEN` (else `401`);
 //! [`KubeApi::served`] counts those that had it, and
-//! [`KubeApi::headers_seen`] keeps the headers of every request, so tests
-//! can check what reached the API server. `GET /__stats` answers the
+//! [`KubeApi::headers_seen`] keeps the headers of every request and
+//! [`KubeApi::execs`] what each exec received, so tests can check what
+//! reached the API server. `GET /__stats` answers the
 //! counters without a token, for the benchmark script.
 
 use std::collections::BTreeMap;
@@ -34,7 +33,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -42,12 +40,15 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::harness::TempDir;
 use crate::pg::TestCerts;
+
+pub mod exec;
+
+pub use exec::ExecSeen;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -71,6 +72,8 @@ struct State {
     /// The headers (lowercase name, value) of every request but `/__stats`.
     headers: Mutex<Vec<Vec<(String, String)>>>,
     objects: Mutex<BTreeMap<(String, String, String), Value>>,
+    /// Every exec, in the order they came.
+    execs: Mutex<Vec<Arc<Mutex<ExecSeen>>>>,
     version: AtomicU64,
     events: broadcast::Sender<(String, String, Value)>,
 }
@@ -107,6 +110,7 @@ impl KubeApi {
             log: Mutex::default(),
             headers: Mutex::default(),
             objects: Mutex::default(),
+            execs: Mutex::default(),
             version: AtomicU64::new(100),
             events: broadcast::channel(256).0,
         });
@@ -183,6 +187,20 @@ impl KubeApi {
             .headers
             .lock()
             .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
+    /// What each exec so far asked for and received (the last one may
+    /// still be running).
+    pub fn execs(&self) -> Vec<ExecSeen> {
+        self.state
+            .execs
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .map(|x| x.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -402,7 +420,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 [] => collection(st, req, &res, &ns).await,
                 [name] => object(st, req, &res, &ns, name).await,
                 [name, "log"] if res == "pods" => logs(&st, &req, &ns, name),
-                [name, "exec"] if res == "pods" => exec(&st, req, &ns, name),
+                [name, "exec"] if res == "pods" => exec::exec(&st, req, &ns, name),
                 _ => status(
                     StatusCode::NOT_FOUND,
                     "NotFound",
@@ -734,208 +752,4 @@ fn logs(st: &State, req: &Request<Incoming>, ns: &str, name: &str) -> Response<B
         }
     });
     resp
-}
-
-const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-fn exec(st: &State, mut req: Request<Incoming>, ns: &str, name: &str) -> Response<Body> {
-    if st.get("pods", ns, name).is_none() {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("pods \"{name}\" not found"),
-        );
-    }
-    let h = req.headers();
-    let is_ws = h
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !is_ws {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Upgrade request required",
-        );
-    }
-    let offered: Vec<String> = h
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_string())
-        .collect();
-    let Some(proto) = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
-        .into_iter()
-        .find(|p| offered.iter().any(|o| o == p))
-    else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "no supported subprotocol",
-        );
-    };
-    let Some(key) = h
-        .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "no Sec-WebSocket-Key",
-        );
-    };
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        format!("{key}{WS_GUID}").as_bytes(),
-    );
-    let accept = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
-    let q = query_map(req.uri().query());
-    let command: Vec<String> = q
-        .iter()
-        .filter(|(k, _)| k == "command")
-        .map(|(_, v)| v.clone())
-        .collect();
-    let stdin = param(&q, "stdin") == Some("true");
-    let tty = param(&q, "tty") == Some("true");
-    let v5 = proto.starts_with("v5");
-    let upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        if let Ok(up) = upgrade.await {
-            let _ = run_exec(TokioIo::new(up), command, stdin, tty, v5).await;
-        }
-    });
-    let mut r = Response::new(full(Vec::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = r.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(
-        header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept).unwrap_or(HeaderValue::from_static("")),
-    );
-    h.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(proto),
-    );
-    r
-}
-
-/// A server frame (never masked).
-fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
-        n if n <= 0xffff => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
-    out
-}
-
-fn channel_msg(channel: u8, data: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(data.len() + 1);
-    p.push(channel);
-    p.extend_from_slice(data);
-    frame(2, &p)
-}
-
-/// Reads one client frame: (opcode, unmasked payload). `None` at EOF.
-async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
-    r: &mut R,
-) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-    let mut h = [0u8; 2];
-    if r.read_exact(&mut h).await.is_err() {
-        return Ok(None);
-    }
-    let len = match h[1] & 0x7f {
-        126 => u64::from(r.read_u16().await?),
-        127 => r.read_u64().await?,
-        n => u64::from(n),
-    };
-    if len > 1 << 24 {
-        return Err(std::io::Error::other("frame too large"));
-    }
-    let mut mask = [0u8; 4];
-    if h[1] & 0x80 != 0 {
-        r.read_exact(&mut mask).await?;
-    }
-    let mut p = vec![0u8; len as usize];
-    r.read_exact(&mut p).await?;
-    for (i, b) in p.iter_mut().enumerate() {
-        *b ^= mask[i % 4];
-    }
-    Ok(Some((h[0] & 0x0f, p)))
-}
-
-async fn run_exec<S>(
-    mut io: S,
-    command: Vec<String>,
-    stdin: bool,
-    tty: bool,
-    v5: bool,
-) -> std::io::Result<()>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let success = json!({"metadata": {}, "status": "Success"});
-    let mut outcome = success.clone();
-    if stdin {
-        let mut typed = Vec::new();
-        while let Some((op, p)) = read_frame(&mut io).await? {
-            match op {
-                8 => break,
-                2 if p.first() == Some(&0) => {
-                    let data = &p[1..];
-                    let echo = if tty {
-                        String::from_utf8_lossy(data)
-                            .replace('\r', "\r\n")
-                            .into_bytes()
-                    } else {
-                        data.to_vec()
-                    };
-                    io.write_all(&channel_msg(1, &echo)).await?;
-                    typed.extend_from_slice(data);
-                    let text = String::from_utf8_lossy(&typed);
-                    if text.contains("exit\r") || text.contains("exit\n") {
-                        break;
-                    }
-                }
-                // v5: the caller closed stdin.
-                2 if v5 && p.first() == Some(&255) => break,
-                _ => {}
-            }
-        }
-    } else {
-        let out = match command.split_first() {
-            Some((c, args)) if c == "echo" => format!("{}\n", args.join(" ")),
-            Some((c, _)) if c == "false" => {
-                outcome = json!({"metadata": {}, "status": "Failure", "message": "command terminated with non-zero exit code: exit status 1",
-                                 "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": "1"}]}});
-                String::new()
-            }
-            _ => format!("ran: {}\n", command.join(" ")),
-        };
-        if !out.is_empty() {
-            io.write_all(&channel_msg(1, out.as_bytes())).await?;
-        }
-    }
-    io.write_all(&channel_msg(3, outcome.to_string().as_bytes()))
-        .await?;
-    io.write_all(&frame(8, &1000u16.to_be_bytes())).await?;
-    io.flush().await?;
-    // Let the caller read everything before the connection goes.
-    let mut rest = [0u8; 1024];
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while matches!(io.read(&mut rest).await, Ok(n) if n > 0) {}
-    })
-    .await;
-    let _ = io.shutdown().await;
-    Ok(())
 }

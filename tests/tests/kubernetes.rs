@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{HOOP_USER, Setup, wait_for};
+use common::{HOOP_USER, Setup, Tmux, wait_for};
 use hoop_tests::harness::{Conn, Connect, TempDir};
 use hoop_tests::kube_api::KubeApi;
 use serde_json::Value;
@@ -706,50 +706,13 @@ async fn a_wrong_token_is_a_clear_error() {
     assert_only_token(&api, "not-the-token");
 }
 
-/// A tmux server of its own (a private socket) for one test, with one
-/// session, `kube`.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.arg("-S").arg(&self.socket);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("tmux")
-    }
-    fn keys(&self, keys: &[&str]) {
-        let out = self.run(&[&["send-keys", "-t", "kube"][..], keys].concat());
-        assert!(out.status.success(), "tmux: {}", text(&out.stderr));
-    }
-    fn screen(&self) -> String {
-        text(&self.run(&["capture-pane", "-p", "-t", "kube"]).stdout)
-    }
-    /// Waits until a line of the pane is `line` (trailing blanks aside).
-    fn wait_for_line(&self, line: &str) -> String {
-        wait_for(&format!("{line:?} on the terminal"), || {
-            let s = self.screen();
-            s.lines().any(|l| l.trim_end() == line).then_some(s)
-        })
-        .unwrap_or_else(|e| panic!("{e}; screen:\n{}", self.screen()))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn interactive_exec_with_a_tty_resizes_and_an_exit_status() {
     let (api, s) = setup(|api| vec![kube_conn("k8s", api, "")], TOKEN).await;
     let k = Kubectl::connect(&s, "k8s");
     let tmux = Tmux {
         socket: k.home.path().join("tmux.sock"),
+        session: "kube",
     };
     // kubectl in a terminal of 100x30; its exit code shown after it.
     let mut start = tmux.cmd();

@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use common::{Setup, stderr, stdout};
+use common::{Setup, Tmux, stderr, stdout};
 use hoop_tests::harness::{Conn, Connect};
 use hoop_tests::sshd::Sshd;
 
@@ -297,39 +297,6 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
-/// A tmux server of its own (a private socket) for one test.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.arg("-S").arg(&self.socket);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("tmux")
-    }
-    fn screen(&self) -> String {
-        stdout(&self.run(&["capture-pane", "-p", "-t", "hoop"]))
-    }
-    /// Waits until the pane shows `text`.
-    fn wait_for(&self, text: &str) -> String {
-        common::wait_for(&format!("{text:?} on the terminal"), || {
-            let s = self.screen();
-            s.contains(text).then_some(s)
-        })
-        .unwrap_or_else(|e| panic!("{e}; screen:\n{}", self.screen()))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interactive_shell_with_a_pty_and_a_resize_is_recorded() {
     let sshd = Sshd::start().unwrap();
@@ -352,6 +319,7 @@ async fn an_interactive_shell_with_a_pty_and_a_resize_is_recorded() {
     };
     let tmux = Tmux {
         socket: s.agent.dir.path().join("tmux.sock"),
+        session: "hoop",
     };
     // hoop's environment (agent address, pin, token, config dir) for the
     // tmux server, which the shell inside inherits.
@@ -401,9 +369,9 @@ async fn an_interactive_shell_with_a_pty_and_a_resize_is_recorded() {
     assert!(screen.contains("/dev/pts/"), "{screen}");
     assert!(screen.contains("30 100"), "{screen}");
     tmux.run(&["resize-window", "-t", "hoop", "-x", "120", "-y", "40"]);
-    tmux.run(&["send-keys", "-t", "hoop", "stty size", "Enter"]);
+    tmux.keys(&["stty size", "Enter"]);
     tmux.wait_for("40 120");
-    tmux.run(&["send-keys", "-t", "hoop", "exit 0", "Enter"]);
+    tmux.keys(&["exit 0", "Enter"]);
 
     let end = s.wait_event("ssh_channel_end", |e| e["request"] == "shell");
     let rel = end["recording"].as_str().expect("a recording").to_string();

@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Output;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -596,4 +597,59 @@ async fn pipe(
         }
     }
     let _ = to.shutdown().await;
+}
+
+/// A tmux server of its own (a private socket) for one test, with one
+/// session named `session`: a terminal that interactive clients (ssh,
+/// kubectl exec -it) run in, driven with send-keys and read with
+/// capture-pane.
+pub struct Tmux {
+    pub socket: PathBuf,
+    pub session: &'static str,
+}
+
+impl Tmux {
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.socket);
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("tmux")
+    }
+    /// Types `keys` into the session (tmux key names: `Enter`, `C-c`).
+    pub fn keys(&self, keys: &[&str]) {
+        let out = self.run(&[&["send-keys", "-t", self.session][..], keys].concat());
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", self.session]).stdout)
+            .into_owned()
+    }
+    /// Waits until the pane shows `text` somewhere.
+    pub fn wait_for(&self, text: &str) -> String {
+        wait_for(&format!("{text:?} on the terminal"), || {
+            let s = self.screen();
+            s.contains(text).then_some(s)
+        })
+        .unwrap_or_else(|e| panic!("{e}; screen:\n{}", self.screen()))
+    }
+    /// Waits until a line of the pane is `line` (trailing blanks aside).
+    pub fn wait_for_line(&self, line: &str) -> String {
+        wait_for(&format!("{line:?} on the terminal"), || {
+            let s = self.screen();
+            s.lines().any(|l| l.trim_end() == line).then_some(s)
+        })
+        .unwrap_or_else(|e| panic!("{e}; screen:\n{}", self.screen()))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
 }

@@ -44,6 +44,16 @@ pub enum LoginError {
         .0.message_lossy()
     )]
     BackendWithoutTls(ErrPacket),
+    /// A refusal right after the agent asked for the server's RSA key
+    /// (full authentication without TLS): a server with no key pair says
+    /// only "access denied".
+    #[error(
+        "the backend refused the login: {}; it was asked for its RSA public key \
+         (caching_sha2_password without TLS) and refused: if it has no RSA key pair, \
+         set tls = \"verify-full\" and tls_ca, or give the server keys",
+        .0.message_lossy()
+    )]
+    BackendWithoutRsaKey(ErrPacket),
     #[error(
         "the backend asks for the password in clear over an unencrypted connection; \
          set tls = \"require\" or better, or allow_cleartext_password = true"
@@ -223,6 +233,7 @@ pub async fn login(
 
     let mut plugin = plugin;
     let mut nonce = nonce;
+    let mut asked_for_key = false;
     loop {
         let p = read_packet(&mut stream, &mut buf, mysql::MAX_PRE_AUTH_PACKET_LEN).await?;
         seq = p.next_seq();
@@ -235,6 +246,9 @@ pub async fn login(
                     ok,
                     leftover: buf,
                 });
+            }
+            AuthPacket::Err(e) if asked_for_key => {
+                return Err(LoginError::BackendWithoutRsaKey(e));
             }
             AuthPacket::Err(e) if !tls && server_caps & CLIENT_SSL != 0 => {
                 return Err(LoginError::BackendWithoutTls(e));
@@ -263,6 +277,12 @@ pub async fn login(
                 }
             },
         };
+        asked_for_key = !tls
+            && matches!(
+                (plugin.as_str(), answer.as_slice()),
+                (CACHING_SHA2_PASSWORD, [REQUEST_PUBLIC_KEY])
+                    | (SHA256_PASSWORD, [auth::SHA256_REQUEST_PUBLIC_KEY])
+            );
         let mut out = BytesMut::new();
         mysql::write_packet(&mut out, seq, |o| {
             auth::encode_auth_data(&answer, o);

@@ -298,7 +298,9 @@ pub async fn serve(
         Err(e) => {
             tracing::warn!(connection = %cfg.name, error = %e, "backend login failed");
             let (code, state) = match &e {
-                login::LoginError::Backend(err) | login::LoginError::BackendWithoutTls(err) => {
+                login::LoginError::Backend(err)
+                | login::LoginError::BackendWithoutTls(err)
+                | login::LoginError::BackendWithoutRsaKey(err) => {
                     (err.code, err.sql_state_str().into_owned())
                 }
                 _ => (ER_HOOP, "08S01".to_string()),

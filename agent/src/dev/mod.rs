@@ -428,11 +428,39 @@ pub fn agent_config(args: &DevArgs, data_dir: &Path, issuer: &str) -> anyhow::Re
         }
     }
     if let Err(found) = cfg.validate() {
-        // Name the flag rather than the config key it became.
+        // Name the flag rather than the config key it became, in the order
+        // the connections were made above (a database URL without its
+        // password).
+        let flags: Vec<String> = args
+            .tcp
+            .iter()
+            .map(|t| format!("--tcp {}={}", t.name, t.address))
+            .chain(
+                args.postgres
+                    .iter()
+                    .chain(&args.mysql)
+                    .map(|p| format!("--{} {}", p.scheme, p.name)),
+            )
+            .chain(
+                args.http
+                    .iter()
+                    .map(|h| format!("--http {}={}", h.name, h.url)),
+            )
+            .chain(
+                args.kubernetes
+                    .iter()
+                    .map(|k| format!("--kubernetes {}={}", k.name, k.url)),
+            )
+            .chain(
+                args.ssh
+                    .iter()
+                    .map(|t| format!("--ssh {}={}@{}", t.name, t.user, t.address)),
+            )
+            .collect();
         for p in found {
-            let flag = args.tcp.iter().enumerate().find_map(|(i, t)| {
+            let flag = flags.iter().enumerate().find_map(|(i, f)| {
                 let rest = p.strip_prefix(&format!("connection[{i}]."))?;
-                Some(format!("--tcp {}={}: {rest}", t.name, t.address))
+                Some(format!("{f}: {rest}"))
             });
             problems.push(flag.unwrap_or(p));
         }

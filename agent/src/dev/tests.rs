@@ -365,4 +365,22 @@ fn kubernetes_urls_become_kubernetes_connections_with_the_token() {
     let stray = args(&["--kube-ca", "/run/ca.pem"]).unwrap();
     let e = agent_config(&stray, Path::new("/tmp/d"), "http://127.0.0.1:1").unwrap_err();
     assert!(e.to_string().contains("--kube-ca"), "{e}");
+    // A problem with the connection names the flag it came from, after
+    // the connections of the other kinds.
+    let cleartext = args(&[
+        "--tcp",
+        "echo=127.0.0.1:7",
+        "--kubernetes",
+        "k8s=http://10.0.0.1:8080",
+        "--kube-token-file",
+        "/run/token",
+    ])
+    .unwrap();
+    let e = agent_config(&cleartext, Path::new("/tmp/d"), "http://127.0.0.1:1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("--kubernetes k8s=http://10.0.0.1:8080: url:"),
+        "{e}"
+    );
 }

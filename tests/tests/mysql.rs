@@ -313,6 +313,15 @@ async fn text_and_binary_rows_and_errors_are_masked() {
     assert_eq!(rows[1][4].as_deref(), Some(&42u64.to_le_bytes()[..]));
     assert_eq!(rows[1][5].as_deref(), Some(&b"42"[..]));
 
+    // Renaming a column does not take it out of its rule: the server
+    // reports the real column (people.ssn) with the alias.
+    let aliased = q_ok(
+        port,
+        "select ssn as x, ssn_num as y from people where id = 1",
+    );
+    assert!(!aliased.contains("123-45-6789"), "{aliased}");
+    assert!(!aliased.contains("123456789"), "{aliased}");
+
     // A duplicate-key error carries the value.
     let out = q(
         port,

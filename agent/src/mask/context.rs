@@ -43,6 +43,11 @@ impl Hints {
     pub fn not_personal(self) -> bool {
         self.0 == NOT_PERSONAL_COLUMN
     }
+    /// These hints without "not personal": what a name the client chose
+    /// (an alias) may add, since it must not take masking away.
+    pub fn personal_only(self) -> Hints {
+        Hints(self.0 & !NOT_PERSONAL_COLUMN)
+    }
 }
 
 /// Keywords, lowercase, each a word prefix.

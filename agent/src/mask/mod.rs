@@ -371,6 +371,23 @@ impl Masker {
         }
     }
 
+    /// Like [`plan`](Masker::plan) for a column the client sees as
+    /// `shown` (its alias) whose real name and table the server reported
+    /// as `real`: a rule matching either applies, and the alias may add
+    /// hints but never take any away (`card AS sku` does not make card
+    /// numbers "not personal").
+    pub fn plan_aliased(&self, real: &ColumnContext<'_>, shown: &ColumnContext<'_>) -> ColumnPlan {
+        ColumnPlan {
+            rule: self.rule(real).or_else(|| self.rule(shown)),
+            hints: if self.en.any() {
+                context::column(real.name) | context::column(shown.name).personal_only()
+            } else {
+                Hints::default()
+            },
+            json: real.type_hint == TypeHint::Json,
+        }
+    }
+
     fn rule(&self, col: &ColumnContext<'_>) -> Option<usize> {
         if self.columns.is_empty() {
             None

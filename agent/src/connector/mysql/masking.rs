@@ -144,11 +144,26 @@ impl Cols {
                     _ if text_like => TypeHint::Text,
                     _ => TypeHint::Other,
                 };
-                let plan = masker.plan(&ColumnContext {
+                let shown = ColumnContext {
                     name: &name,
                     table: table.as_deref(),
                     type_hint,
-                });
+                };
+                // The real column name, when the value is one (not an
+                // expression): rules and hints follow it, whatever the
+                // query renamed it to.
+                let plan = if d.org_name.is_empty() || d.org_table.is_empty() {
+                    masker.plan(&shown)
+                } else {
+                    let real = d.org_name_lossy();
+                    masker.plan_aliased(
+                        &ColumnContext {
+                            name: &real,
+                            ..shown
+                        },
+                        &shown,
+                    )
+                };
                 let how = if bytes {
                     How::Opaque
                 } else if binary && is_number(d.column_type) {

@@ -434,6 +434,61 @@ async fn unreadable_type_catalog_withholds_other_types() {
     assert_eq!(n, 1);
 }
 
+/// Column rules follow the column the server reports (table OID and
+/// column number, looked up at login): renaming it in the query does not
+/// take it out of its rule, and a rule naming a table leaves a column of
+/// the same name in another table alone. An expression has no table: the
+/// name it shows is matched, as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn column_rules_follow_the_real_column() {
+    let pg = cluster();
+    pg.sql(
+        APP_DB,
+        &format!(
+            "create table cards (id int, pin text);
+             insert into cards values (1, 'pin-4711');
+             create table notes (id int, pin text);
+             insert into notes values (1, 'pin-0000');
+             grant select on cards, notes to {APP_USER};"
+        ),
+    )
+    .expect("create the tables");
+    let rule = r#"
+[connection.mask]
+detectors = "all"
+strategy = "partial"
+[[connection.mask.column]]
+pattern = "cards.pin"
+strategy = "redact"
+"#;
+    let s = Setup::start(&[pg_conn("db", &pg).extra(rule)]).await;
+    let c = s.connect("db");
+    for sql in [
+        "select pin from cards",
+        "select pin as x from cards",
+        "select c.pin as \"PIN code\" from cards c",
+        "select pin || '' as pin from cards",
+    ] {
+        let out = psql_ok(&c, sql);
+        assert!(!out.contains("4711"), "{sql}: {out}");
+        assert!(out.contains("REDACTED"), "{sql}: {out}");
+    }
+    assert_eq!(psql_ok(&c, "select pin from notes"), "pin-0000");
+    assert_eq!(psql_ok(&c, "select pin as x from notes"), "pin-0000");
+    // tokio-postgres (extended protocol, binary) sees the same.
+    let client = connect_tokio("127.0.0.1", c.addr.port(), CLIENT_USER, APP_DB, None)
+        .await
+        .unwrap();
+    let row = client
+        .query_one("select c.pin as x, n.pin as y from cards c, notes n", &[])
+        .await
+        .unwrap();
+    let x: String = row.get(0);
+    let y: String = row.get(1);
+    assert!(!x.contains("4711") && x.contains("REDACTED"), "{x}");
+    assert_eq!(y, "pin-0000");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hoop_exec_output_is_masked() {
     let pg = cluster();

@@ -36,6 +36,14 @@ impl Columns {
         self.globs.is_empty()
     }
 
+    /// The column part of every rule (after the last dot), lowercased, as
+    /// written: what a column's own name must match for a rule to apply.
+    pub fn column_globs(&self) -> impl Iterator<Item = &str> {
+        self.globs
+            .iter()
+            .filter_map(|g| std::str::from_utf8(g.column_part.as_deref().unwrap_or(&g.full)).ok())
+    }
+
     /// Index of the first rule matching the column.
     pub fn find(&self, table: Option<&str>, column: &str) -> Option<usize> {
         let col = column.as_bytes();

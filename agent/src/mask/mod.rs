@@ -352,6 +352,13 @@ impl Masker {
         !self.columns.is_empty()
     }
 
+    /// The column part of every column rule (`users.email` gives
+    /// `email`), lowercase globs (`*`, `?`): a connector that can look up
+    /// real column names asks only for those that may match.
+    pub fn column_globs(&self) -> impl Iterator<Item = &str> {
+        self.columns.column_globs()
+    }
+
     /// Whether the `ip` detector runs.
     pub fn detects_ip(&self) -> bool {
         self.en.ip

@@ -17,7 +17,7 @@ use crate::config::{ConnectionConfig, Secret, TlsMode, split_host_port};
 use crate::connector::backend_tls::{self, BackendStream};
 use crate::connector::tcp;
 
-use super::types::{self, Types};
+use super::types::{self, Catalog};
 
 /// Largest message accepted from the backend before it is logged in
 /// (ParameterStatus, notices, auth challenges are all small).
@@ -244,20 +244,29 @@ pub async fn login(
     }
 }
 
-/// Reads the session's types that masking needs ([`types::QUERY`]), on a
-/// backend just logged in; its status is updated from the query's end.
-pub async fn load_types(b: &mut Backend) -> Result<Types, LoginError> {
-    let bad = |what: &str| LoginError::Protocol(format!("reading pg_type for masking: {what}"));
-    let mut out = Vec::with_capacity(types::QUERY.len() + 8);
-    frontend::encode_query(types::QUERY, &mut out).map_err(|e| bad(&e.to_string()))?;
+/// Reads what masking needs to know of the session ([`types::QUERY`],
+/// and `columns`, the real-name lookup for column rules, when given) on a
+/// backend just logged in, in one round trip; the backend's status is
+/// updated from the answer's end.
+pub async fn load_catalog(b: &mut Backend, columns: Option<&str>) -> Result<Catalog, LoginError> {
+    let bad = |what: &str| LoginError::Protocol(format!("reading the catalog for masking: {what}"));
+    let sql = match columns {
+        Some(c) => format!("{}; {c}", types::QUERY),
+        None => types::QUERY.to_string(),
+    };
+    let mut out = Vec::with_capacity(sql.len() + 8);
+    frontend::encode_query(&sql, &mut out).map_err(|e| bad(&e.to_string()))?;
     b.stream.write_all(&out).await?;
-    let mut found = Types::default();
+    let mut found = Catalog::default();
     let mut failed = false;
-    let mut ranges = Vec::with_capacity(3);
+    // Which statement's rows are coming: one CommandComplete each.
+    let mut result = 0;
+    let mut ranges = Vec::with_capacity(5);
     loop {
         let msg = read_message(&mut b.stream, &mut b.leftover).await?;
         match msg.tag {
-            b'T' | b'C' | b'N' => {}
+            b'T' | b'N' => {}
+            b'C' => result += 1,
             b'S' => b.greeting.push(msg),
             b'D' if failed => {}
             b'D' => {
@@ -270,24 +279,32 @@ pub async fn load_types(b: &mut Backend) -> Result<Types, LoginError> {
                         .and_then(|r| std::str::from_utf8(&msg.bytes[r]).ok())
                         .ok_or_else(|| bad("a row with a missing field"))
                 };
-                let number = |i: usize| -> Result<u32, LoginError> {
+                let oid = |i: usize| -> Result<u32, LoginError> {
                     field(i)?
                         .parse()
                         .map_err(|_| bad("an OID that is not a number"))
                 };
-                found.add(number(0)?, field(1)?, number(2)?);
+                if result == 0 {
+                    found.add(oid(0)?, field(1)?, oid(2)?);
+                } else {
+                    let attnum: i16 = field(1)?
+                        .parse()
+                        .map_err(|_| bad("a column number that is not a number"))?;
+                    found.add_column(oid(0)?, attnum, field(2)?, field(3)?, field(4)?);
+                }
             }
             b'E' => {
                 // A server without these catalogs (a PostgreSQL look-alike):
-                // masking goes on with the built-in types, and values of
-                // any other type are withheld.
+                // masking goes on with the built-in types (values of any
+                // other type are withheld) and column rules by the names
+                // results show.
                 let f =
                     ErrorFields::decode(&msg).map_err(|e| LoginError::Protocol(e.to_string()))?;
                 tracing::warn!(
                     error = %f.message().unwrap_or_default(),
-                    "cannot read pg_type for masking; binary values of non-built-in types will be withheld"
+                    "cannot read the catalog for masking; binary values of non-built-in types will be withheld"
                 );
-                found = Types::default();
+                found = Catalog::default();
                 failed = true;
             }
             b'Z' => {

@@ -33,9 +33,14 @@
 //! does not decode, or an answer the queue did not expect ends the session
 //! with an error; nothing is forwarded unmasked.
 //!
-//! The table of a column is not looked up (RowDescription gives only its
-//! OID), so a rule `users.email` is applied to every column named `email`:
-//! more is masked, never less (see `mask::column`).
+//! Column rules follow a column's real name and table: with column
+//! rules configured, the session looks up at login (with its types) the
+//! columns whose own name a rule may match, by table OID and column
+//! number, which is what RowDescription reports. So `ssn AS x` stays
+//! under a rule on `ssn`, and `users.email` leaves `orders.email` alone.
+//! A column of a table created after login, or an expression, is matched
+//! by the name the result shows and any table: more is masked, never less
+//! (see `mask::column`).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -50,7 +55,7 @@ use hoop_proto::pg::frontend::encode_copy_data;
 use hoop_proto::pg::{Format, RawMessage};
 
 use super::track::{Expect, Track};
-use super::types::{self, Class, Num, Types};
+use super::types::{self, Catalog, Class, Num};
 use crate::mask::{ColumnContext, ColumnPlan, MaskResult, MaskSummary, Masker, Scratch, TypeHint};
 
 /// Statements and portals whose columns are remembered per session.
@@ -119,7 +124,7 @@ fn type_hint(type_oid: u32) -> TypeHint {
 }
 
 /// How binary values of type `oid` are handled.
-fn binary_how(masker: &Masker, types: &Types, oid: u32) -> How {
+fn binary_how(masker: &Masker, types: &Catalog, oid: u32) -> How {
     let address = if masker.detects_ip() {
         How::Withheld
     } else {
@@ -148,7 +153,7 @@ fn binary_how(masker: &Masker, types: &Types, oid: u32) -> How {
 /// `None` each field's own format is used.
 pub fn columns(
     masker: &Masker,
-    types: &Types,
+    types: &Catalog,
     fields: &[FieldDescription],
     formats: Option<&[i16]>,
 ) -> Vec<Col> {
@@ -166,11 +171,28 @@ pub fn columns(
                 Format::Text => How::Text,
                 Format::Binary => binary_how(masker, types, f.type_oid),
             };
-            let plan = masker.plan(&ColumnContext {
+            let shown = ColumnContext {
                 name: &f.name,
                 table: None,
                 type_hint: type_hint(f.type_oid),
-            });
+            };
+            // A column of a table looked up at login: rules and hints
+            // follow its real name and table, whatever the query called
+            // it. Any other: the name the result shows, any table.
+            let plan = match types.column(f.table_oid, f.column_id) {
+                Some(real) => masker.plan_aliased(
+                    &ColumnContext {
+                        name: &real.name,
+                        table: Some(&real.table),
+                        ..shown
+                    },
+                    &ColumnContext {
+                        table: Some(&real.table),
+                        ..shown
+                    },
+                ),
+                None => masker.plan(&shown),
+            };
             Col {
                 name: f.name.clone(),
                 plan,
@@ -582,7 +604,7 @@ enum Copy {
 pub struct MaskState {
     masker: Arc<Masker>,
     /// The session's types, for binary values.
-    types: Arc<Types>,
+    types: Arc<Catalog>,
     /// Described statements: their fields (formats not known yet).
     statements: HashMap<String, Arc<[FieldDescription]>>,
     /// Portals: their columns, when known.
@@ -602,7 +624,7 @@ fn fatal(e: impl std::fmt::Display) -> String {
 }
 
 impl MaskState {
-    pub fn new(masker: Arc<Masker>, types: Arc<Types>) -> Self {
+    pub fn new(masker: Arc<Masker>, types: Arc<Catalog>) -> Self {
         MaskState {
             masker,
             types,
@@ -948,7 +970,7 @@ mod tests {
         let m = masker();
         let cols = columns(
             &m,
-            &Types::default(),
+            &Catalog::default(),
             &[field("tags", oid::TEXT_ARRAY, Format::Binary)],
             None,
         );
@@ -980,7 +1002,7 @@ mod tests {
         let m = masker();
         let cols = columns(
             &m,
-            &Types::default(),
+            &Catalog::default(),
             &[
                 field("id", 23, Format::Binary),
                 field("email", oid::TEXT, Format::Text),
@@ -1024,10 +1046,10 @@ mod tests {
             field("ssn", oid::TEXT, Format::Text),
             field("n", 23, Format::Text),
         ];
-        let cols = columns(&m, &Types::default(), &fields, Some(&[1]));
+        let cols = columns(&m, &Catalog::default(), &fields, Some(&[1]));
         assert_eq!(cols[0].how, How::Text);
         assert_eq!(cols[1].how, How::Number(Num::I4));
-        let cols = columns(&m, &Types::default(), &fields, Some(&[]));
+        let cols = columns(&m, &Catalog::default(), &fields, Some(&[]));
         assert_eq!(cols[1].how, How::Text);
     }
 
@@ -1076,7 +1098,7 @@ mod tests {
             .iter()
             .map(|n| field(n, oid::TEXT, Format::Text))
             .collect();
-        let cols = columns(&m, &Types::default(), &fields, None);
+        let cols = columns(&m, &Catalog::default(), &fields, None);
         let rows: Vec<Vec<u8>> = (0..1000)
             .map(|i| {
                 let name = format!("Maria Garcia {i}");
@@ -1159,7 +1181,7 @@ mod tests {
             .iter()
             .map(|n| field(n, oid::TEXT, Format::Text))
             .collect();
-        let cols = columns(&m, &Types::default(), &fields, None);
+        let cols = columns(&m, &Catalog::default(), &fields, None);
         let rows: Vec<Vec<u8>> = (1..=20_000).map(bench_row).collect();
         let bytes: usize = rows.iter().map(Vec::len).sum();
         let mut ranges = Vec::new();
@@ -1368,9 +1390,9 @@ mod tests {
                 field("ssn", 20, Format::Binary),
             ][..cols]
                 .to_vec();
-            let planned = columns(&m, &Types::default(), &fields, None);
+            let planned = columns(&m, &Catalog::default(), &fields, None);
             let mut tally = MaskSummary::default();
-            let arr_col = columns(&m, &Types::default(), &[field("t", oid::TEXT_ARRAY, Format::Binary)], None);
+            let arr_col = columns(&m, &Catalog::default(), &[field("t", oid::TEXT_ARRAY, Format::Binary)], None);
             let _ = array(&m, &arr_col[0], &body, Elem::Text, &mut tally);
             let mut msg = vec![b'D'];
             msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
@@ -1399,7 +1421,7 @@ mod tests {
             } else {
                 (vec![field("v", oid::TEXT, Format::Text)], cell.clone().into_bytes())
             };
-            let planned = columns(&m, &Types::default(), &fields, None);
+            let planned = columns(&m, &Catalog::default(), &fields, None);
             let msg = data_row(&[Some(&value[..])]);
             let mut ranges = Vec::new();
             let mut tally = MaskSummary::default();

@@ -22,7 +22,7 @@ use quinn::{RecvStream, SendStream};
 
 pub use cancel::CancelRegistry;
 use cancel::Target;
-use types::Types;
+use types::Catalog;
 
 use crate::audit::{AuditLog, Who};
 use crate::config::ConnectionConfig;
@@ -233,8 +233,16 @@ pub async fn serve(
     // whose OIDs are not fixed are looked up before the client's first
     // statement.
     let backend = match backend {
-        Ok(mut b) if caller.masker.is_some() => login::load_types(&mut b).await.map(|t| (b, t)),
-        Ok(b) => Ok((b, Types::default())),
+        Ok(mut b) if caller.masker.is_some() => {
+            let columns = caller.masker.as_deref().and_then(|m| {
+                let globs: Vec<&str> = m.column_globs().collect();
+                types::columns_query(&globs)
+            });
+            login::load_catalog(&mut b, columns.as_deref())
+                .await
+                .map(|t| (b, t))
+        }
+        Ok(b) => Ok((b, Catalog::default())),
         Err(e) => Err(e),
     };
     let (backend, types) = match backend {

@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::downstream;
 use super::track::{Expect, Kind, Pending, Track};
-use super::types::Types;
+use super::types::Catalog;
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_split::{self, WriteHalf};
 use crate::connector::backend_tls::BackendStream;
@@ -48,7 +48,7 @@ pub struct Ctx {
     /// The connection's masking engine, when it masks anything.
     pub masker: Option<Arc<Masker>>,
     /// The backend session's types, read at login when masking is on.
-    pub types: Arc<Types>,
+    pub types: Arc<Catalog>,
 }
 
 /// Why the session ended abnormally.

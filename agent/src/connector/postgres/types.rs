@@ -51,13 +51,96 @@ pub enum Class {
 /// name suggests and stays unknown.
 pub const QUERY: &str = "SELECT t.oid, CASE WHEN l.lanname = 'internal' THEN p.prosrc ELSE '' END, t.typelem FROM pg_catalog.pg_type t JOIN pg_catalog.pg_proc p ON p.oid = t.typsend JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE t.oid >= 10000 AND t.typtype IN ('b', 'd', 'e')";
 
-/// The types of one backend session.
-#[derive(Debug, Default, Clone)]
-pub struct Types {
-    more: HashMap<u32, Class>,
+/// The real name of a result column: its table (`schema.table`) and
+/// column, from `pg_attribute`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealColumn {
+    pub table: String,
+    pub name: String,
 }
 
-impl Types {
+/// What a masked session looked up when it logged in: its types, and the
+/// real names of the columns a column rule may match (by table OID and
+/// column number, as RowDescription gives them), so that an alias does
+/// not take a column out of its rule and `users.email` applies to the
+/// `users` table only.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    more: HashMap<u32, Class>,
+    columns: HashMap<(u32, i16), RealColumn>,
+}
+
+/// Most column names taken from one session's lookup.
+pub const MAX_COLUMNS: usize = 100_000;
+
+/// The query for the columns whose own name may match one of `globs`
+/// (the column part of each column rule), or `None` when no glob can be
+/// put in it (a rule matching every column needs no lookup: the alias
+/// is covered by the same rule).
+pub fn columns_query(globs: &[&str]) -> Option<String> {
+    let mut likes = Vec::new();
+    for g in globs {
+        if g.chars().all(|c| c == '*') || g.contains("$hoop$") {
+            return None;
+        }
+        let mut like = String::with_capacity(g.len() + 4);
+        for c in g.chars() {
+            match c {
+                '*' => like.push('%'),
+                '?' => like.push('_'),
+                '\\' | '%' | '_' => {
+                    like.push('\\');
+                    like.push(c);
+                }
+                c => like.push(c),
+            }
+        }
+        likes.push(format!(
+            "a.attname ILIKE $hoop${like}$hoop$ ESCAPE $hoop$\\$hoop$"
+        ));
+    }
+    if likes.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "SELECT a.attrelid, a.attnum, n.nspname, c.relname, a.attname \
+         FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'p', 'f') \
+         AND ({}) LIMIT {MAX_COLUMNS}",
+        likes.join(" OR ")
+    ))
+}
+
+impl Catalog {
+    /// Adds one row of [`columns_query`]'s answer.
+    pub fn add_column(
+        &mut self,
+        table_oid: u32,
+        attnum: i16,
+        schema: &str,
+        table: &str,
+        name: &str,
+    ) {
+        self.columns.insert(
+            (table_oid, attnum),
+            RealColumn {
+                table: format!("{schema}.{table}"),
+                name: name.to_string(),
+            },
+        );
+    }
+
+    /// The real name of column `attnum` of table `table_oid`, if it was
+    /// looked up.
+    pub fn column(&self, table_oid: u32, attnum: i16) -> Option<&RealColumn> {
+        if table_oid == 0 || attnum <= 0 {
+            return None;
+        }
+        self.columns.get(&(table_oid, attnum))
+    }
+
     /// Adds one row of [`QUERY`]'s answer; a send function this module
     /// does not know leaves the type unknown (withheld).
     pub fn add(&mut self, oid: u32, send: &str, elem: u32) {
@@ -360,7 +443,7 @@ mod tests {
 
     #[test]
     fn types_from_the_catalog_are_classified_by_send_function() {
-        let mut t = Types::default();
+        let mut t = Catalog::default();
         t.add(16_500, "textsend", 0);
         t.add(16_501, "array_send", 16_500);
         t.add(16_502, "enum_send", 0);
@@ -374,6 +457,29 @@ mod tests {
         assert_eq!(t.class(2249), None, "record is not readable");
         assert_eq!(t.class(25), Some(Class::Text));
         assert_eq!(t.class(1231), Some(Class::Array(1700)));
+    }
+
+    #[test]
+    fn column_lookups_ask_only_for_names_a_rule_may_match() {
+        let q = columns_query(&["email", "*ssn*", "a_b%c?"]).unwrap();
+        assert!(q.contains("a.attname ILIKE $hoop$email$hoop$"), "{q}");
+        assert!(q.contains("$hoop$%ssn%$hoop$"), "{q}");
+        assert!(q.contains("$hoop$a\\_b\\%c_$hoop$"), "{q}");
+        // A rule that matches every column needs no lookup.
+        assert_eq!(columns_query(&["email", "*"]), None);
+        assert_eq!(columns_query(&[]), None);
+        assert_eq!(columns_query(&["x$hoop$y"]), None);
+        let mut c = Catalog::default();
+        c.add_column(16_400, 3, "public", "users", "email");
+        assert_eq!(
+            c.column(16_400, 3),
+            Some(&RealColumn {
+                table: "public.users".into(),
+                name: "email".into()
+            })
+        );
+        assert_eq!(c.column(16_400, 4), None);
+        assert_eq!(c.column(0, 3), None, "an expression has no table");
     }
 
     proptest::proptest! {

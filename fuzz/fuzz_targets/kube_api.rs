@@ -52,7 +52,9 @@ fuzz_target!(|data: &[u8]| {
         Some((p, q)) => (p, Some(q)),
         None => (&*text, None),
     };
-    for m in ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get"] {
+    for m in [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get",
+    ] {
         if let Ok(method) = m.parse() {
             let r = path::parse(&method, p, q);
             let _ = (r.is_read(), r.is_terminal());

@@ -38,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     let col = ColumnContext {
         name,
         table: None,
-        type_hint: if selector & 0x80 != 0 { TypeHint::Json } else { TypeHint::Text },
+        type_hint: if selector & 0x80 != 0 {
+            TypeHint::Json
+        } else {
+            TypeHint::Text
+        },
     };
     let first = m.mask(value, &col);
     let again = m.mask(value, &col);

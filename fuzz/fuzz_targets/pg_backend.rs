@@ -29,7 +29,9 @@ fuzz_target!(|data: &[u8]| {
                     assert!(row.get(i).is_some());
                 }
             }
-            if let Ok(Authentication::SaslContinue(d) | Authentication::SaslFinal(d)) = Authentication::decode(&msg) {
+            if let Ok(Authentication::SaslContinue(d) | Authentication::SaslFinal(d)) =
+                Authentication::decode(&msg)
+            {
                 let mut c = ScramClient::new(b"pw", ChannelBinding::Unsupported);
                 c.client_first();
                 let _ = c.handle_server_first(&d);

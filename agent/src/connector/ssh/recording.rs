@@ -14,6 +14,9 @@ pub struct Recorder {
     out: BufWriter<File>,
     path: PathBuf,
     start: Instant,
+    /// The header, until the first event writes it: a resize before any
+    /// output (kubectl sends the terminal's size first) sets its size.
+    header: Option<serde_json::Value>,
     /// Bytes of an unfinished UTF-8 character, per direction.
     carry_out: Vec<u8>,
     carry_in: Vec<u8>,
@@ -30,7 +33,8 @@ pub struct Header<'a> {
 }
 
 impl Recorder {
-    /// Creates `path` (and its folder, 0700) and writes the header.
+    /// Creates `path` (and its folder, 0700); the header is written with
+    /// the first event (or when the recorder is dropped).
     pub fn create(path: &Path, header: &Header<'_>) -> std::io::Result<Recorder> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -64,13 +68,11 @@ impl Recorder {
         if let Some(c) = header.command {
             head["command"] = c.into();
         }
-        let mut out = BufWriter::new(file);
-        writeln!(out, "{head}")?;
-        out.flush()?;
         Ok(Recorder {
-            out,
+            out: BufWriter::new(file),
             path: path.to_owned(),
             start: Instant::now(),
+            header: Some(head),
             carry_out: Vec::new(),
             carry_in: Vec::new(),
             failed: false,
@@ -105,6 +107,11 @@ impl Recorder {
 
     /// The terminal changed size.
     pub fn resize(&mut self, cols: u32, rows: u32) {
+        if let Some(h) = self.header.as_mut() {
+            h["width"] = cols.max(1).into();
+            h["height"] = rows.max(1).into();
+            return;
+        }
         self.event("r", &format!("{cols}x{rows}"));
     }
 
@@ -114,11 +121,28 @@ impl Recorder {
         }
         let t = self.start.elapsed().as_secs_f64();
         let line = serde_json::json!([(t * 1e6).round() / 1e6, kind, text]);
-        if let Err(e) = writeln!(self.out, "{line}").and_then(|()| self.out.flush()) {
+        let head = self.header.take();
+        let written = match &head {
+            Some(h) => writeln!(self.out, "{h}"),
+            None => Ok(()),
+        };
+        if let Err(e) = written
+            .and_then(|()| writeln!(self.out, "{line}"))
+            .and_then(|()| self.out.flush())
+        {
             // The caller decides, through `failed()`, whether the session
             // may go on unrecorded.
             tracing::warn!(path = %self.path.display(), error = %e, "recording write failed");
             self.failed = true;
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // A session that showed nothing still leaves a valid recording.
+        if let Some(h) = self.header.take() {
+            let _ = writeln!(self.out, "{h}").and_then(|()| self.out.flush());
         }
     }
 }
@@ -170,6 +194,7 @@ mod tests {
             out: BufWriter::new(file),
             path: "/dev/full".into(),
             start: Instant::now(),
+            header: None,
             carry_out: Vec::new(),
             carry_in: Vec::new(),
             failed: false,
@@ -195,6 +220,8 @@ mod tests {
             },
         )
         .unwrap();
+        // A size before any output is the header's.
+        r.resize(90, 20);
         r.output(b"hello\r\n");
         r.input(b"ls\r");
         r.resize(100, 30);
@@ -205,7 +232,8 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines[0]["version"], 2);
-        assert_eq!(lines[0]["width"], 80);
+        assert_eq!(lines[0]["width"], 90);
+        assert_eq!(lines[0]["height"], 20);
         assert_eq!(lines[1][1], "o");
         assert_eq!(lines[1][2], "hello\r\n");
         assert_eq!(lines[2][1], "i");

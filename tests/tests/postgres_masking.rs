@@ -449,7 +449,11 @@ async fn column_rules_follow_the_real_column() {
              insert into cards values (1, 'pin-4711');
              create table notes (id int, pin text);
              insert into notes values (1, 'pin-0000');
-             grant select on cards, notes to {APP_USER};"
+             create view cards_v as select * from cards;
+             create table pcards (id int, pin text) partition by range (id);
+             create table pcards_1 partition of pcards for values from (0) to (100);
+             insert into pcards values (1, 'pin-4711');
+             grant select on cards, notes, cards_v, pcards, pcards_1 to {APP_USER};"
         ),
     )
     .expect("create the tables");
@@ -460,6 +464,9 @@ strategy = "partial"
 [[connection.mask.column]]
 pattern = "cards.pin"
 strategy = "redact"
+[[connection.mask.column]]
+pattern = "pcards.pin"
+strategy = "redact"
 "#;
     let s = Setup::start(&[pg_conn("db", &pg).extra(rule)]).await;
     let c = s.connect("db");
@@ -468,6 +475,12 @@ strategy = "redact"
         "select pin as x from cards",
         "select c.pin as \"PIN code\" from cards c",
         "select pin || '' as pin from cards",
+        // RowDescription names the view or the partition read, not the
+        // table the rule names: the column alone decides there.
+        "select pin from cards_v",
+        "select pin as x from cards_v",
+        "select pin from pcards",
+        "select pin as x from pcards_1",
     ] {
         let out = psql_ok(&c, sql);
         assert!(!out.contains("4711"), "{sql}: {out}");

@@ -250,16 +250,20 @@ pub async fn login(
 /// updated from the answer's end.
 pub async fn load_catalog(b: &mut Backend, columns: Option<&str>) -> Result<Catalog, LoginError> {
     let bad = |what: &str| LoginError::Protocol(format!("reading the catalog for masking: {what}"));
+    // One implicit transaction: SET LOCAL keeps the client's search_path
+    // (an operator of the client's own shadowing a catalog one) out of
+    // these queries, and ends with them.
     let sql = match columns {
-        Some(c) => format!("{}; {c}", types::QUERY),
-        None => types::QUERY.to_string(),
+        Some(c) => format!("SET LOCAL search_path = pg_catalog; {}; {c}", types::QUERY),
+        None => format!("SET LOCAL search_path = pg_catalog; {}", types::QUERY),
     };
     let mut out = Vec::with_capacity(sql.len() + 8);
     frontend::encode_query(&sql, &mut out).map_err(|e| bad(&e.to_string()))?;
     b.stream.write_all(&out).await?;
     let mut found = Catalog::default();
     let mut failed = false;
-    // Which statement's rows are coming: one CommandComplete each.
+    // Which statement's rows are coming (one CommandComplete each): the
+    // SET, the types, the columns.
     let mut result = 0;
     let mut ranges = Vec::with_capacity(5);
     loop {
@@ -284,13 +288,29 @@ pub async fn load_catalog(b: &mut Backend, columns: Option<&str>) -> Result<Cata
                         .parse()
                         .map_err(|_| bad("an OID that is not a number"))
                 };
-                if result == 0 {
+                if result <= 1 {
                     found.add(oid(0)?, field(1)?, oid(2)?);
                 } else {
                     let attnum: i16 = field(1)?
                         .parse()
                         .map_err(|_| bad("a column number that is not a number"))?;
-                    found.add_column(oid(0)?, attnum, field(2)?, field(3)?, field(4)?);
+                    // A name this client's encoding makes not UTF-8: left
+                    // out, so the column is matched by the name results
+                    // show, as one created after login.
+                    let text = |i: usize| {
+                        ranges
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .map(|r| std::str::from_utf8(&msg.bytes[r]))
+                    };
+                    match (text(2), text(3)) {
+                        (None, Some(Ok(name))) => found.add_column(oid(0)?, attnum, None, name),
+                        (Some(Ok(table)), Some(Ok(name))) => {
+                            found.add_column(oid(0)?, attnum, Some(table), name);
+                        }
+                        _ => {}
+                    }
                 }
             }
             b'E' => {

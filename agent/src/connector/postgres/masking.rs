@@ -183,11 +183,11 @@ pub fn columns(
                 Some(real) => masker.plan_aliased(
                     &ColumnContext {
                         name: &real.name,
-                        table: Some(&real.table),
+                        table: real.table.as_deref(),
                         ..shown
                     },
                     &ColumnContext {
-                        table: Some(&real.table),
+                        table: real.table.as_deref(),
                         ..shown
                     },
                 ),

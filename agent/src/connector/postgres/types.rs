@@ -55,7 +55,11 @@ pub const QUERY: &str = "SELECT t.oid, CASE WHEN l.lanname = 'internal' THEN p.p
 /// column, from `pg_attribute`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealColumn {
-    pub table: String,
+    /// `None` for a view, materialized view, partition or inheritance
+    /// child: RowDescription names the relation the query read, not the
+    /// table the data lives in, so a rule naming that table must still
+    /// match (by the column alone).
+    pub table: Option<String>,
     pub name: String,
 }
 
@@ -80,7 +84,9 @@ pub const MAX_COLUMNS: usize = 100_000;
 pub fn columns_query(globs: &[&str]) -> Option<String> {
     let mut likes = Vec::new();
     for g in globs {
-        if g.chars().all(|c| c == '*') || g.contains("$hoop$") {
+        // `$` could end the dollar quote: such a rule goes without the
+        // lookup (matched by the names results show).
+        if g.chars().all(|c| c == '*') || g.contains('$') {
             return None;
         }
         let mut like = String::with_capacity(g.len() + 4);
@@ -103,7 +109,10 @@ pub fn columns_query(globs: &[&str]) -> Option<String> {
         return None;
     }
     Some(format!(
-        "SELECT a.attrelid, a.attnum, n.nspname, c.relname, a.attname \
+        "SELECT a.attrelid, a.attnum, \
+         CASE WHEN c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition \
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) \
+         THEN n.nspname || '.' || c.relname END, a.attname \
          FROM pg_catalog.pg_attribute a \
          JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -114,19 +123,14 @@ pub fn columns_query(globs: &[&str]) -> Option<String> {
 }
 
 impl Catalog {
-    /// Adds one row of [`columns_query`]'s answer.
-    pub fn add_column(
-        &mut self,
-        table_oid: u32,
-        attnum: i16,
-        schema: &str,
-        table: &str,
-        name: &str,
-    ) {
+    /// Adds one row of [`columns_query`]'s answer: `table` is
+    /// `schema.table`, or `None` for a relation that is not where its data
+    /// lives (see [`RealColumn::table`]).
+    pub fn add_column(&mut self, table_oid: u32, attnum: i16, table: Option<&str>, name: &str) {
         self.columns.insert(
             (table_oid, attnum),
             RealColumn {
-                table: format!("{schema}.{table}"),
+                table: table.map(str::to_string),
                 name: name.to_string(),
             },
         );
@@ -469,12 +473,13 @@ mod tests {
         assert_eq!(columns_query(&["email", "*"]), None);
         assert_eq!(columns_query(&[]), None);
         assert_eq!(columns_query(&["x$hoop$y"]), None);
+        assert_eq!(columns_query(&["x$hoop"]), None);
         let mut c = Catalog::default();
-        c.add_column(16_400, 3, "public", "users", "email");
+        c.add_column(16_400, 3, Some("public.users"), "email");
         assert_eq!(
             c.column(16_400, 3),
             Some(&RealColumn {
-                table: "public.users".into(),
+                table: Some("public.users".into()),
                 name: "email".into()
             })
         );

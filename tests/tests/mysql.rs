@@ -259,7 +259,10 @@ async fn text_and_binary_rows_and_errors_are_masked() {
          insert into people values
            (1, 'maria@example.com', 'card 4242 4242 4242 4242 on file', '123-45-6789', 123456789, '{\"mail\": \"maria@example.com\"}',
             4242424242424242, 4242424242424242, 12.50),
-           (2, 'none', 'order ORD-2024-000123', null, null, '{\"n\": 2}', 42, 42, 0.99);",
+           (2, 'none', 'order ORD-2024-000123', null, null, '{\"n\": 2}', 42, 42, 0.99);
+         create view people_v as select * from people;
+         create table others (id int, ssn varchar(20));
+         insert into others values (1, 'not-a-secret');",
     )
     .unwrap();
     let s = Setup::start(&[my_conn("shop", &db).extra(MASK)]).await;
@@ -321,6 +324,13 @@ async fn text_and_binary_rows_and_errors_are_masked() {
     );
     assert!(!aliased.contains("123-45-6789"), "{aliased}");
     assert!(!aliased.contains("123456789"), "{aliased}");
+    assert!(aliased.contains("REDACTED"), "{aliased}");
+    // A view names itself as the column's table, not people: the rule
+    // then matches by the column alone.
+    let viewed = q_ok(port, "select ssn as x from people_v where id = 1");
+    assert!(viewed.contains("REDACTED"), "{viewed}");
+    // A base table the rule does not name keeps its values.
+    assert_eq!(q_ok(port, "select ssn from others").trim(), "not-a-secret");
 
     // A duplicate-key error carries the value.
     let out = q(

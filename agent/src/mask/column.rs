@@ -36,6 +36,11 @@ impl Columns {
         self.globs.is_empty()
     }
 
+    /// Whether a rule names a table: a pattern with a dot.
+    pub fn has_table_rules(&self) -> bool {
+        self.globs.iter().any(|g| g.column_part.is_some())
+    }
+
     /// The column part of every rule (after the last dot), lowercased, as
     /// written: what a column's own name must match for a rule to apply.
     pub fn column_globs(&self) -> impl Iterator<Item = &str> {

@@ -352,6 +352,11 @@ impl Masker {
         !self.columns.is_empty()
     }
 
+    /// Whether a column rule names a table (`users.email`).
+    pub fn has_table_rules(&self) -> bool {
+        self.columns.has_table_rules()
+    }
+
     /// The column part of every column rule (`users.email` gives
     /// `email`), lowercase globs (`*`, `?`): a connector that can look up
     /// real column names asks only for those that may match.

@@ -14,6 +14,7 @@
 //! them.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -122,14 +123,29 @@ pub struct Cols {
     binary: bool,
 }
 
+/// The backend's base tables, `(schema, table)`: a column definition
+/// names the view a value was read through, not its table, so a table
+/// rule trusts only the tables listed here.
+#[derive(Debug, Default)]
+pub struct BaseTables(pub HashSet<(Vec<u8>, Vec<u8>)>);
+
 impl Cols {
-    /// Plans `defs` for rows in the binary protocol or the text one.
-    pub fn new(masker: &Masker, defs: &[ColumnDefinition], binary: bool) -> Cols {
+    /// Plans `defs` for rows in the binary protocol or the text one; with
+    /// `base` (column rules name tables), a column's table counts only if
+    /// it is a base table listed there.
+    pub fn new(
+        masker: &Masker,
+        defs: &[ColumnDefinition],
+        binary: bool,
+        base: Option<&BaseTables>,
+    ) -> Cols {
         let cols = defs
             .iter()
             .map(|d| {
                 let name = d.name_lossy().into_owned();
-                let table = (!d.org_table.is_empty()).then(|| {
+                let known =
+                    base.is_none_or(|b| b.0.contains(&(d.schema.to_vec(), d.org_table.to_vec())));
+                let table = (!d.org_table.is_empty() && known).then(|| {
                     let t = String::from_utf8_lossy(&d.org_table);
                     if d.schema.is_empty() {
                         t.into_owned()
@@ -153,6 +169,7 @@ impl Cols {
                 // expression): rules and hints follow it, whatever the
                 // query renamed it to.
                 let plan = if d.org_name.is_empty() || d.org_table.is_empty() {
+                    // An expression: only the name it shows.
                     masker.plan(&shown)
                 } else {
                     let real = d.org_name_lossy();
@@ -410,12 +427,15 @@ mod tests {
             let cfg = MaskConfig {
                 detectors: DetectorSet::all(),
                 strategy: Strategy::Partial,
-                columns: vec![ColumnRule {
-                    pattern: "people.ssn".into(),
-                    strategy: Some(Strategy::Redact),
-                    keep: None,
-                    name: None,
-                }],
+                columns: ["people.ssn", "people.doc", "people.raw"]
+                    .iter()
+                    .map(|p| ColumnRule {
+                        pattern: p.to_string(),
+                        strategy: Some(Strategy::Redact),
+                        keep: None,
+                        name: None,
+                    })
+                    .collect(),
                 ..MaskConfig::default()
             };
             let m = Masker::new(&cfg, [7; 32]).unwrap();
@@ -426,7 +446,7 @@ mod tests {
                 def("raw", MYSQL_TYPE_BLOB, 63),
                 def("note", MYSQL_TYPE_BLOB, 45),
             ];
-            let cols = Cols::new(&m, &defs, false);
+            let cols = Cols::new(&m, &defs, false, None);
             let values: Vec<Option<&[u8]>> = cells.iter().map(|c| c.as_deref().map(str::as_bytes)).collect();
             let mut payload = Vec::new();
             encode_text_row(&values, &mut payload).unwrap();

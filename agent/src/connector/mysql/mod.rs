@@ -338,6 +338,9 @@ pub async fn serve(
     if setup.is_ok() {
         setup = session.learn_max_packet().await;
     }
+    if setup.is_ok() && caller.masker.as_ref().is_some_and(|m| m.has_table_rules()) {
+        setup = session.learn_base_tables().await;
+    }
     if let Err(e) = setup {
         session
             .refuse_login(

@@ -6,6 +6,7 @@
 //! needs. Packets that need no change leave as the same bytes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -22,7 +23,7 @@ use hoop_proto::mysql::{
 use quinn::{RecvStream, SendStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::masking::{self, Cols, RowScratch};
+use super::masking::{self, BaseTables, Cols, RowScratch};
 use super::read_only;
 use super::{ClientError, client_packet};
 use crate::audit::{AuditLog, Event, Who};
@@ -33,6 +34,8 @@ use crate::mask::{MaskSummary, Masker};
 
 /// Prepared statements remembered per session.
 const MAX_STATEMENTS: usize = 10_000;
+/// Most base tables listed for column rules; past that, none is trusted.
+const MAX_BASE_TABLES: usize = 100_000;
 /// Output is sent on to the client once this much has gathered.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -99,6 +102,8 @@ pub struct Session {
     statements: HashMap<u32, String>,
     /// Largest client packet accepted: the backend's `max_allowed_packet`.
     max_packet: usize,
+    /// Base tables, when column rules name tables ([`Session::learn_base_tables`]).
+    base_tables: Option<Arc<BaseTables>>,
 }
 
 /// The database a lone `USE name` statement switches to.
@@ -139,6 +144,7 @@ impl Session {
             down: 0,
             statements: HashMap::new(),
             max_packet: mysql::MAX_PACKET_LEN,
+            base_tables: None,
         }
     }
 
@@ -177,11 +183,16 @@ impl Session {
         }
     }
 
-    /// Reads the backend's `max_allowed_packet`: client packets longer
-    /// than that are refused before the agent buffers them whole.
-    pub async fn learn_max_packet(&mut self) -> Result<(), RelayError> {
+    /// Runs a query of the agent's own before the client's session starts
+    /// and returns its text rows of `columns` values (at most `limit`;
+    /// `None` when there were more).
+    async fn backend_rows(
+        &mut self,
+        sql: &str,
+        columns: usize,
+        limit: usize,
+    ) -> Result<Option<Vec<Vec<Option<Vec<u8>>>>>, RelayError> {
         let caps = self.caps();
-        let sql = "SELECT @@max_allowed_packet";
         let mut cmd = BytesMut::new();
         mysql::write_packet(&mut cmd, 0, |o| {
             mysql::command::encode_query(sql.as_bytes(), caps, o);
@@ -191,26 +202,85 @@ impl Session {
         self.send_backend(&cmd).await?;
         let bad = |what: &str| RelayError::Backend(format!("{sql}: {what}"));
         let head = self.backend_packet().await?;
-        let header = ResultSetHeader::decode(&head.payload).map_err(|_| bad("no result set"))?;
-        if header.column_count != 1 {
-            return Err(bad("not one column"));
+        if head.first() == Some(0xFF) {
+            let e = ErrPacket::decode(&head.payload)
+                .map(|e| e.message_lossy().into_owned())
+                .unwrap_or_default();
+            return Err(bad(&e));
         }
-        self.backend_packet().await?;
+        let header = ResultSetHeader::decode(&head.payload).map_err(|_| bad("no result set"))?;
+        if header.column_count != columns {
+            return Err(bad("not the columns asked for"));
+        }
+        for _ in 0..columns {
+            self.backend_packet().await?;
+        }
         if caps & CLIENT_DEPRECATE_EOF == 0 {
             self.backend_packet().await?;
         }
-        let row = self.backend_packet().await?;
-        let value = mysql::TextRow::decode(&row.payload, 1)
-            .ok()
-            .and_then(|r| r.get(0).flatten().map(<[u8]>::to_vec))
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .ok_or_else(|| bad("not a number"))?;
-        let end = self.backend_packet().await?;
-        if classify_row_packet(&end.payload) != RowPacketKind::End {
-            return Err(bad("more than one row"));
+        let mut rows = Some(Vec::new());
+        loop {
+            let p = self.backend_packet().await?;
+            match classify_row_packet(&p.payload) {
+                RowPacketKind::End => return Ok(rows),
+                RowPacketKind::Err => return Err(bad("failed while sending rows")),
+                RowPacketKind::Row => {
+                    let row = mysql::TextRow::decode(&p.payload, columns)
+                        .map_err(|e| bad(&e.to_string()))?;
+                    match rows.as_mut() {
+                        Some(r) if r.len() < limit => {
+                            r.push(row.iter().map(|v| v.map(<[u8]>::to_vec)).collect());
+                        }
+                        // Read to the end, keep nothing.
+                        _ => rows = None,
+                    }
+                }
+            }
         }
+    }
+
+    /// Reads the backend's `max_allowed_packet`: client packets longer
+    /// than that are refused before the agent buffers them whole.
+    pub async fn learn_max_packet(&mut self) -> Result<(), RelayError> {
+        let sql = "SELECT @@max_allowed_packet";
+        let rows = self.backend_rows(sql, 1, 1).await?;
+        let value = rows
+            .as_deref()
+            .and_then(|r| r.first())
+            .and_then(|r| r[0].as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| RelayError::Backend(format!("{sql}: not one number")))?;
         self.max_packet = value.clamp(1 << 20, mysql::MAX_PACKET_LEN);
+        Ok(())
+    }
+
+    /// Reads which tables are base tables, for column rules that name a
+    /// table: a result names a view it was read through (not the table
+    /// its data lives in), and a table created later is not known either;
+    /// columns of those match rules by their name alone. A backend that
+    /// cannot say, or has more than [`MAX_BASE_TABLES`], leaves every
+    /// table unknown: more is masked, never less.
+    pub async fn learn_base_tables(&mut self) -> Result<(), RelayError> {
+        let sql = "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                   WHERE TABLE_TYPE = 'BASE TABLE'";
+        let rows = match self.backend_rows(sql, 2, MAX_BASE_TABLES).await {
+            Ok(r) => r,
+            Err(RelayError::Backend(e)) => {
+                tracing::warn!(error = %e, "cannot list base tables; table-qualified column rules match by column name");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let tables = rows.map(|rows| {
+            rows.into_iter()
+                .filter_map(|r| match (&r[0], &r[1]) {
+                    (Some(s), Some(t)) => Some((s.clone(), t.clone())),
+                    _ => None,
+                })
+                .collect()
+        });
+        self.base_tables = Some(Arc::new(BaseTables(tables.unwrap_or_default())));
         Ok(())
     }
 
@@ -699,7 +769,10 @@ impl Session {
             EofPacket::decode(&p.payload, caps).map_err(|e| RelayError::Backend(e.to_string()))?;
             self.pass(&p)?;
         }
-        let cols = masker.as_ref().map(|m| Cols::new(m, &defs, binary));
+        let base = self.base_tables.clone();
+        let cols = masker
+            .as_ref()
+            .map(|m| Cols::new(m, &defs, binary, base.as_deref()));
         let mut scratch = RowScratch::default();
         let mut masked_row = Vec::new();
         let mut rows = 0u64;

@@ -25,7 +25,7 @@ use hoop_proto::mysql::column::{
     MYSQL_TYPE_LONG, MYSQL_TYPE_LONGLONG, MYSQL_TYPE_NEWDECIMAL, MYSQL_TYPE_SHORT, MYSQL_TYPE_TINY,
     MYSQL_TYPE_YEAR, is_text_like,
 };
-use hoop_proto::mysql::flags::BINARY;
+use hoop_proto::mysql::flags::{BINARY, ZEROFILL_FLAG};
 use hoop_proto::mysql::{
     BinaryRow, ColumnDefinition, TextRow, encode_binary_row, encode_text_row, put_text_value,
     text_row_ranges,
@@ -38,8 +38,14 @@ use crate::mask::{ColumnContext, ColumnPlan, MaskResult, MaskSummary, Masker, Sc
 enum How {
     /// Scanned by the detectors, and whole under a column rule.
     Text,
-    /// A number in a binary row: scanned as decimal text, NULL on a match.
-    Number { column_type: u8, unsigned: bool },
+    /// A number in a binary row: scanned as decimal text (left-padded
+    /// with zeros to `zerofill` digits, as the text protocol shows a
+    /// ZEROFILL column), NULL on a match.
+    Number {
+        column_type: u8,
+        unsigned: bool,
+        zerofill: Option<u32>,
+    },
     /// Bytes or a binary date: only a column rule applies.
     Opaque,
 }
@@ -88,6 +94,17 @@ fn number_text(column_type: u8, unsigned: bool, v: &[u8]) -> Result<Option<Cow<'
         }
     };
     Ok(Some(Cow::Owned(text.into_bytes())))
+}
+
+/// `text` left-padded with zeros to `width` (at most 64) digits.
+fn zero_pad(text: Cow<'_, [u8]>, width: Option<u32>) -> Cow<'_, [u8]> {
+    let width = width.map_or(0, |w| w.min(64) as usize);
+    if text.len() >= width || text.first() == Some(&b'-') {
+        return text;
+    }
+    let mut padded = vec![b'0'; width - text.len()];
+    padded.extend_from_slice(&text);
+    Cow::Owned(padded)
 }
 
 fn is_number(column_type: u8) -> bool {
@@ -187,6 +204,7 @@ impl Cols {
                     How::Number {
                         column_type: d.column_type,
                         unsigned: d.is_unsigned(),
+                        zerofill: (d.flags & ZEROFILL_FLAG != 0).then_some(d.column_length),
                     }
                 } else if binary && !text_like {
                     How::Opaque
@@ -284,8 +302,11 @@ impl Cols {
                         How::Number {
                             column_type,
                             unsigned,
+                            zerofill,
                         } => {
-                            let matched = match number_text(column_type, unsigned, v) {
+                            let text = number_text(column_type, unsigned, v)
+                                .map(|t| t.map(|t| zero_pad(t, zerofill)));
+                            let matched = match text {
                                 Ok(Some(text)) => match masker.mask_planned(&text, &col.plan) {
                                     MaskResult::Unchanged(_) => false,
                                     MaskResult::Masked { hits, .. } => {
@@ -501,6 +522,12 @@ mod tests {
             text(MYSQL_TYPE_NEWDECIMAL, false, b"12.50"),
             Ok(Some("12.50".into()))
         );
+        assert_eq!(
+            &*zero_pad(Cow::Borrowed(b"12345678"), Some(9)),
+            b"012345678"
+        );
+        assert_eq!(&*zero_pad(Cow::Borrowed(b"-5"), Some(4)), b"-5");
+        assert_eq!(&*zero_pad(Cow::Borrowed(b"123"), None), b"123");
         // A length that is not the type's is not read.
         assert_eq!(text(MYSQL_TYPE_LONGLONG, false, &[1, 2, 3]), Err(()));
         assert_eq!(text(MYSQL_TYPE_DATE, false, &[1]), Err(()));

@@ -541,6 +541,13 @@ async fn exec_over_websocket_is_recorded_and_replays() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let out = k.run(&["exec", "web", "--", "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let out = k.run(&["exec", "web", "--", "no-such-command"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("executable file not found"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let mut child = k
         .cmd(&["exec", "-i", "web", "--", "cat"])
@@ -576,6 +583,16 @@ async fn exec_over_websocket_is_recorded_and_replays() {
         assert_eq!(ev["exit_status"], code, "{command}: {ev}");
         assert_eq!(ev["outcome"], "ok", "{command}: {ev}");
     }
+    // A command that never ran: no exit status, the API server's reason.
+    let ev = exec_event(&s, "no-such-command");
+    assert!(ev.get("exit_status").is_none(), "{ev}");
+    assert_eq!(ev["outcome"], "error", "{ev}");
+    assert!(
+        ev["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("executable file not found")),
+        "{ev}"
+    );
 
     // The cat session recorded its input and output.
     let cat = s.wait_event("http_request", |e| {

@@ -340,6 +340,12 @@ fn run_command(command: &[String]) -> (String, i32) {
     }
 }
 
+/// Notes the exit code and returns its status message.
+fn finished(seen: &Mutex<ExecSeen>, code: i32) -> Value {
+    seen.lock().unwrap_or_else(|e| e.into_inner()).exit_code = Some(code);
+    outcome(code)
+}
+
 async fn run_exec<S>(mut io: S, seen: Arc<Mutex<ExecSeen>>, v5: bool) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -348,19 +354,26 @@ where
         let s = seen.lock().unwrap_or_else(|e| e.into_inner());
         (s.command.clone(), s.stdin, s.tty)
     };
-    let code = match (stdin, tty) {
-        (true, true) => shell(&mut io, &seen, v5).await?,
-        (true, false) => cat(&mut io, &seen, v5).await?,
+    let status = match (stdin, tty) {
+        // A command the container does not have never runs: the status
+        // is a failure without an exit code, as the kubelet reports it.
+        (false, _) if command.first().is_some_and(|c| c == "no-such-command") => {
+            json!({"metadata": {}, "status": "Failure",
+                   "message": "OCI runtime exec failed: exec failed: unable to start container process: exec: \"no-such-command\": executable file not found in $PATH: unknown",
+                   "reason": "InternalError",
+                   "details": {"causes": [{"message": "executable file not found in $PATH"}]}})
+        }
+        (true, true) => finished(&seen, shell(&mut io, &seen, v5).await?),
+        (true, false) => finished(&seen, cat(&mut io, &seen, v5).await?),
         (false, _) => {
             let (out, code) = run_command(&command);
             if !out.is_empty() {
                 io.write_all(&channel_msg(1, out.as_bytes())).await?;
             }
-            code
+            finished(&seen, code)
         }
     };
-    seen.lock().unwrap_or_else(|e| e.into_inner()).exit_code = Some(code);
-    io.write_all(&channel_msg(3, outcome(code).to_string().as_bytes()))
+    io.write_all(&channel_msg(3, status.to_string().as_bytes()))
         .await?;
     io.write_all(&frame(8, &1000u16.to_be_bytes())).await?;
     io.flush().await?;

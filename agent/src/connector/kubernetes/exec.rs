@@ -36,6 +36,8 @@ pub struct Terminal {
     started: bool,
     /// From the last status (channel 3) message the API server sent.
     exit_status: Option<i32>,
+    /// A `Failure` status without an exit code: its message.
+    failure: Option<String>,
 }
 
 /// Who and what a recording is of.
@@ -98,6 +100,7 @@ impl Terminal {
             record_input: info.record_input,
             started: false,
             exit_status: None,
+            failure: None,
         })
     }
 }
@@ -155,7 +158,11 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
             channel: 1 | 2,
             data,
         } => lock(&t_down).recorder.output(data),
-        Event::Message { channel: 3, data } => lock(&t_down).exit_status = exit_status(data),
+        Event::Message { channel: 3, data } => {
+            let mut t = lock(&t_down);
+            t.exit_status = exit_status(data);
+            t.failure = t.exit_status.is_none().then(|| failure(data)).flatten();
+        }
         _ => {}
     });
 
@@ -166,10 +173,16 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
     if let Some(k) = rec.kube.as_mut() {
         k.exit_status = lock(&term).exit_status;
     }
+    let failure = lock(&term).failure.take();
     match result {
         Ok((u, d)) => {
             rec.up.store(u, Ordering::Relaxed);
             rec.down = d;
+            // The command never ran to an exit code (no such container,
+            // no such command): the API server's reason.
+            if let Some(m) = failure {
+                rec.fail(format!("the API server ended the session: {m}"));
+            }
         }
         Err(PumpError::Parse(e)) => {
             tracing::warn!(session = %rec.session, error = %e, "exec stream unreadable; session ended");
@@ -188,6 +201,26 @@ pub async fn splice(client: OnUpgrade, backend: OnUpgrade, mut rec: Record, mut 
 
 fn lock(t: &Mutex<Terminal>) -> std::sync::MutexGuard<'_, Terminal> {
     t.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The message of a `Failure` status, cut to 200 characters; `None`
+/// for anything else.
+fn failure(data: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: String,
+        #[serde(default)]
+        message: String,
+    }
+    let s: Status = serde_json::from_slice(data).ok()?;
+    (s.status == "Failure").then(|| {
+        let m = if s.message.is_empty() {
+            "Failure".to_string()
+        } else {
+            s.message
+        };
+        m.chars().take(200).collect()
+    })
 }
 
 /// `{"Width": W, "Height": H}`.
@@ -304,6 +337,8 @@ mod tests {
         // A failure that is not the command's own exit.
         let gone = br#"{"metadata":{},"status":"Failure","message":"container not found","reason":"InternalError","details":{"causes":[{"message":"container not found"}]}}"#;
         assert_eq!(exit_status(gone), None);
+        assert_eq!(failure(gone).as_deref(), Some("container not found"));
+        assert_eq!(failure(br#"{"metadata":{},"status":"Success"}"#), None);
         assert_eq!(
             exit_status(br#"{"status":"Failure","details":{"causes":[{"reason":"ExitCode","message":"x"}]}}"#),
             None

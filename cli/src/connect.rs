@@ -70,8 +70,17 @@ pub async fn run(client: Arc<AgentClient>, opts: ConnectOpts) -> anyhow::Result<
             info.name,
             crate::kubeconfig::export_line(k)
         ),
-        (None, None) => ready_line(&info, local),
+        (None, None) => ready_line(&info, crate::kubeconfig::server_addr(local)),
     };
+    if matches!(info.kind.as_str(), "http" | "kubernetes") && !local.ip().is_loopback() {
+        // The agent takes requests only for localhost (a page re-binding
+        // its name must not reach the credentials it adds).
+        eprintln!(
+            "hoop: note: {} connections answer requests only for localhost, 127.0.0.1 or [::1]; \
+             other machines reaching {local} will be refused",
+            info.kind
+        );
+    }
     let mut opts = opts;
     // `hoop ssh` runs ssh at once: the ready line would only be noise.
     let quiet = opts.ssh.is_some();
@@ -248,6 +257,8 @@ async fn run_command(
     kubeconfig: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given after --")?;
+    // A listener on every address is reached on loopback.
+    let local = crate::kubeconfig::server_addr(local);
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env("HOOP_HOST", local.ip().to_string())

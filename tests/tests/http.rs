@@ -505,6 +505,28 @@ async fn deny_rules_and_read_only_refuse_before_the_backend() {
     let (_ws, head) = ws_open(ro.addr).await;
     assert!(head.starts_with("http/1.1 403"), "{head}");
 
+    // The connection's credentials are for programs on this machine and
+    // pages it serves: a foreign Host (DNS rebinding) or a page of
+    // another site (Origin, Sec-Fetch-Site) is refused.
+    for extra in [
+        ["-H", "Host: evil.example"],
+        ["-H", "Origin: https://evil.example"],
+        ["-H", "Origin: null"],
+        ["-H", "Sec-Fetch-Site: cross-site"],
+    ] {
+        let (status, body) =
+            curl_status(&[&extra[..], &["-X", "PUT", &format!("{a}/items/8/echo")]].concat());
+        assert_eq!(status, 403, "{extra:?}: {body}");
+    }
+    let (status, _) = curl_status(&[
+        "-H",
+        "Origin: http://localhost:3000",
+        "-X",
+        "PUT",
+        &format!("{a}/items/7/echo"),
+    ]);
+    assert_eq!(status, 200);
+
     // None of the refused requests reached the backend.
     let seen: Vec<String> = be
         .requests()
@@ -518,7 +540,11 @@ async fn deny_rules_and_read_only_refuse_before_the_backend() {
             )
         })
         .collect();
-    assert_eq!(seen, ["PUT /items/7/echo", "GET /echo"], "{seen:?}");
+    assert_eq!(
+        seen,
+        ["PUT /items/7/echo", "GET /echo", "PUT /items/7/echo"],
+        "{seen:?}"
+    );
 
     let refused = s.wait_audit("refusals", |evs| {
         let r: Vec<_> = evs

@@ -239,10 +239,17 @@ async fn kubectl_get_apply_delete_and_logs_through_hoop() {
     let version = s.wait_event("http_request", |e| e["path"] == "/api/v1");
     assert!(version.get("resource").is_none(), "{version}");
 
-    // The agent's token, and only it, reached the API server.
+    // The agent's token, and only it, reached the API server; nothing on
+    // the caller's side holds it (hoop's config dir with the kubeconfig,
+    // kubectl's home with its caches).
     assert!(api.served() > 5, "{}", api.served());
     assert_eq!(api.unauthorized(), 0);
     assert_only_token(&api, TOKEN);
+    for dir in [s.agent.dir.path().join("cli"), k.home.path().to_path_buf()] {
+        for (path, body) in files_under(&dir) {
+            assert!(!body.contains(TOKEN), "the token is in {}", path.display());
+        }
+    }
 }
 
 /// Every request the API server saw carried one `Authorization`, the
@@ -440,8 +447,23 @@ async fn ambiguous_requests_other_hosts_and_unrecorded_upgrades_are_refused() {
         assert_eq!(code, 403, "{path}: {body}");
         assert!(body.contains("unrecorded"), "{body}");
     }
+    // A page on any site can aim a WebSocket at 127.0.0.1 (no CORS for
+    // WebSocket): its Origin gives it away, and kubectl sends none.
+    let mut from_page = ws.to_vec();
+    from_page.extend(["-H", "Origin: https://evil.example"]);
+    let exec = "/api/v1/namespaces/default/pods/web/exec?command=sh&stdin=true&stdout=true";
+    let (code, body) = curl(&k, exec, &from_page);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("web page"), "{body}");
+    let (code, body) = curl(
+        &k,
+        "/api/v1/namespaces/default/pods",
+        &["-H", "Origin: http://127.0.0.1"],
+    );
+    assert_eq!(code, 403, "{body}");
     // Two good requests reached the API server, nothing else did.
     assert_eq!(api.headers_seen().len(), before + 1);
+    s.wait_event("http_request", |e| e["rule"] == "origin");
     let ev = s.wait_event("http_request", |e| e["rule"] == "host");
     assert_eq!(ev["outcome"], "refused");
     s.wait_event("http_request", |e| e["rule"] == "upgrade");
@@ -715,6 +737,7 @@ async fn a_wrong_token_is_a_clear_error() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("refused the token"), "{err}");
+    assert!(!err.contains("not-the-token"), "{err}");
     assert!(api.unauthorized() > 0);
     assert_eq!(api.served(), 0);
     // The token the API server refused was the agent's, not the caller's.

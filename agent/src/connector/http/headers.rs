@@ -49,6 +49,9 @@ fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
 /// page's requests carry its own hostname. `kubectl proxy` refuses
 /// other hosts the same way (`--accept-hosts`).
 pub fn loopback_host(uri: &http::Uri, h: &HeaderMap) -> Result<(), String> {
+    if h.get_all(header::HOST).iter().count() > 1 {
+        return Err("the request has more than one Host header".into());
+    }
     let host = h.get(header::HOST);
     if host.is_none() && uri.host().is_none() {
         return Err(
@@ -67,6 +70,47 @@ pub fn loopback_host(uri: &http::Uri, h: &HeaderMap) -> Result<(), String> {
                  otherwise use this connection (as kubectl proxy refuses hosts outside --accept-hosts)"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Refuses a request a web page sent from another site. The Host check
+/// stops a page that re-binds its own name, but a page on any site can
+/// still aim `fetch` or a WebSocket at `http://127.0.0.1:PORT` (browsers
+/// do not apply CORS to WebSocket, nor to a simple POST), and the agent
+/// would add the connection's credentials. Such requests carry `Origin`
+/// (and `Sec-Fetch-Site: cross-site`): refused unless the origin is this
+/// machine's loopback. With `no_origin` (kubernetes: kubectl never sends
+/// one) any `Origin` is refused, as `kubectl proxy` refuses exec and
+/// attach paths.
+pub fn same_machine_origin(h: &HeaderMap, no_origin: bool) -> Result<(), String> {
+    let refused = |o: &str| {
+        format!(
+            "the request comes from a web page (Origin {o:?}); the agent takes requests from \
+             programs on this machine{}",
+            if no_origin {
+                " (kubectl sends no Origin)"
+            } else {
+                " and from pages served by localhost, 127.0.0.1 or [::1]"
+            }
+        )
+    };
+    for v in h.get_all(header::ORIGIN) {
+        let o = String::from_utf8_lossy(v.as_bytes());
+        let authority = o
+            .split_once("://")
+            .map(|(_, a)| a.trim_end_matches('/'))
+            .filter(|a| !a.contains('/'));
+        if no_origin || !authority.is_some_and(is_loopback_authority) {
+            return Err(refused(&o));
+        }
+    }
+    let cross_site = h
+        .get_all("sec-fetch-site")
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site {
+        return Err(refused("(another site: Sec-Fetch-Site cross-site)"));
     }
     Ok(())
 }
@@ -221,6 +265,26 @@ mod tests {
     }
 
     #[test]
+    fn requests_from_pages_of_other_sites_are_refused() {
+        let ok = |pairs: &[(&str, &str)], kube| same_machine_origin(&map(pairs), kube).is_ok();
+        // Programs send no Origin.
+        assert!(ok(&[], false));
+        assert!(ok(&[], true));
+        // A page served through the connection itself, or by localhost.
+        assert!(ok(&[("origin", "http://127.0.0.1:8081")], false));
+        assert!(ok(&[("origin", "http://localhost:3000")], false));
+        assert!(ok(&[("origin", "http://[::1]:3000")], false));
+        assert!(ok(&[("sec-fetch-site", "same-origin")], false));
+        // Another site, an opaque origin, a cross-site fetch.
+        assert!(!ok(&[("origin", "https://evil.example")], false));
+        assert!(!ok(&[("origin", "null")], false));
+        assert!(!ok(&[("origin", "http://127.0.0.1.evil.example")], false));
+        assert!(!ok(&[("sec-fetch-site", "cross-site")], false));
+        // kubectl never sends Origin: a kubernetes connection takes none.
+        assert!(!ok(&[("origin", "http://127.0.0.1:8081")], true));
+    }
+
+    #[test]
     fn only_loopback_hosts_are_taken() {
         let uri: http::Uri = "/api".parse().unwrap();
         for ok in [
@@ -252,6 +316,9 @@ mod tests {
             assert!(e.contains("--accept-hosts"), "{e}");
         }
         assert!(loopback_host(&uri, &HeaderMap::new()).is_err());
+        let mut two = map(&[("host", "127.0.0.1")]);
+        two.append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(loopback_host(&uri, &two).is_err());
         // An absolute-form target names the host too.
         let abs: http::Uri = "http://evil.example/api".parse().unwrap();
         assert!(loopback_host(&abs, &map(&[("host", "localhost")])).is_err());

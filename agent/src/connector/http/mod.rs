@@ -194,6 +194,9 @@ async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
     if let Err(m) = headers::loopback_host(req.uri(), req.headers()) {
         return refuse(rec, StatusCode::FORBIDDEN, &m, "host");
     }
+    if let Err(m) = headers::same_machine_origin(req.headers(), ctx.kube.is_some()) {
+        return refuse(rec, StatusCode::FORBIDDEN, &m, "origin");
+    }
     if ctx.kube.is_some() {
         if let Some(r) =
             kubernetes::request_refusal(req.method(), &path, req.uri().query(), req.headers())

@@ -175,13 +175,16 @@ pub fn parse(method: &Method, path: &str, query: Option<&str>) -> ApiRequest {
     let resource = rest.first().map(|s| s.to_string());
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());
-    // As Go's bool parameter: the first value; "", "0", "false" are false.
+    // As the API server reads a bool parameter (Convert_Slice_string_To_bool):
+    // the first value; only "0" and "false" (any case) are false, so an
+    // empty `watch=` or a bare `watch` starts a watch.
     let watch_param = name.is_none()
         && query_pairs(query)
             .into_iter()
             .find(|(k, _)| k == "watch")
-            .is_some_and(|(_, v)| !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false")));
-    let pods = resource.as_deref() == Some("pods");
+            .is_some_and(|(_, v)| !(v == "0" || v.eq_ignore_ascii_case("false")));
+    // Only the core group's pods have the stream subresources.
+    let pods = group.is_empty() && resource.as_deref() == Some("pods");
     let reads = matches!(*method, Method::GET | Method::HEAD);
     let verb = match subresource.as_deref() {
         Some(s) if pods && STREAM_VERBS.contains(&s) && (s != "log" || reads) => s.to_string(),
@@ -499,9 +502,21 @@ mod tests {
         // A get of one object ignores `watch`.
         assert_eq!(verb("/api/v1/namespaces/a/secrets/s", "watch=true"), "get");
         assert_eq!(verb("/api/v1/namespaces/a/secrets", "watch=true"), "watch");
-        // Go's bool: the first value; empty is false.
-        assert_eq!(verb("/api/v1/namespaces/a/secrets", "watch="), "list");
-        assert_eq!(verb("/api/v1/namespaces/a/secrets", "watch"), "list");
+        // The API server's bool: the first value; only "0" and "false"
+        // are false, empty is true.
+        assert_eq!(verb("/api/v1/namespaces/a/secrets", "watch="), "watch");
+        assert_eq!(verb("/api/v1/namespaces/a/secrets", "watch"), "watch");
+        assert_eq!(verb("/api/v1/namespaces/a/secrets", "watch=0"), "list");
+        // Stream subresources are the core group's pods' only.
+        assert_eq!(
+            p(
+                Method::GET,
+                "/apis/x.io/v1/namespaces/a/pods/p/portforward",
+                None
+            )
+            .verb,
+            "get"
+        );
         assert_eq!(
             verb("/api/v1/namespaces/a/secrets", "watch=FALSE&watch=1"),
             "list"

@@ -115,46 +115,15 @@ cat "$PAYLOAD" >/dev/null
 
 # ------------------------------------------------------------ sshd
 
-# start_sshd: a private sshd on loopback (temporary config, host key and
-# authorized key; the internal sftp server, which scp speaks by default).
+# start_sshd: a private sshd on loopback (start_private_sshd in bench.sh,
+# with the internal sftp server, which scp speaks by default).
 # Sets SSHD_PID, SSH_PORT, SSH_USER and DIRECT_OPTS (ssh options that
 # reach it with the key, checking its host key).
 start_sshd() {
-    local sshd
-    sshd=$(command -v sshd || echo /usr/sbin/sshd)
-    if [[ ! -x $sshd ]] && ((EUID == 0)) && command -v apt-get >/dev/null; then
-        log "sshd not found: installing openssh-server with apt-get"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >&2
-        sshd=/usr/sbin/sshd
-    fi
-    [[ -x $sshd ]] || die "sshd not found (install openssh-server)"
-    # sshd re-executes itself, so it must be started by its absolute path.
-    sshd=$(readlink -f "$sshd")
-
-    mkdir -p /run/sshd 2>/dev/null || true # its privilege-separation directory (as root)
-    ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$TMP/ssh_host_ed25519_key"
-    ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$TMP/id_ed25519"
-    cp "$TMP/id_ed25519.pub" "$TMP/authorized_keys"
-    SSH_PORT=$(free_port tcp)
+    start_private_sshd "PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp"
+    SSH_PORT=$SSHD_PORT
     SSH_USER=$(id -un)
-    echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$TMP/ssh_host_ed25519_key.pub")" >"$TMP/known_hosts"
-    cat >"$TMP/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $TMP/ssh_host_ed25519_key
-AuthorizedKeysFile $TMP/authorized_keys
-PidFile $TMP/sshd.pid
-UsePAM no
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin prohibit-password
-Subsystem sftp internal-sftp
-EOF
-    start sshd "$sshd" -D -e -f "$TMP/sshd_config"
-    SSHD_PID=$LAST_PID
-    wait_port "$SSH_PORT" "$SSHD_PID" sshd
     DIRECT_OPTS=(-i "$TMP/id_ed25519" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes
         -o UserKnownHostsFile="$TMP/known_hosts" -p "$SSH_PORT")
     log "sshd on 127.0.0.1:$SSH_PORT ($(ssh -V 2>&1))"

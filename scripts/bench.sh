@@ -165,18 +165,20 @@ load_now() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # ------------------------------------------------------------ ssh -L
 
-# start_ssh_forward TARGET: a private sshd on loopback (temporary config,
-# host key and authorized key) and `ssh -N -L` to TARGET (host:port) through
-# it. Sets SSHD_PID, SSH_PID, FWD_PORT (the local end) and SSH_CIPHER.
-start_ssh_forward() {
-    local target=$1 sshd ssh_port
+# start_private_sshd EXTRA [HINT]: a private sshd on loopback (temporary
+# config, a host key of its own, $TMP/id_ed25519 as the one authorized
+# key) with the sshd_config lines EXTRA; HINT is added to the error when
+# no sshd can be found or installed. Sets SSHD_PID and SSHD_PORT and
+# writes $TMP/known_hosts for it.
+start_private_sshd() {
+    local extra=$1 hint=${2:-} sshd
     sshd=$(command -v sshd || echo /usr/sbin/sshd)
     if [[ ! -x $sshd ]] && ((EUID == 0)) && command -v apt-get >/dev/null; then
         log "sshd not found: installing openssh-server with apt-get"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >&2
         sshd=/usr/sbin/sshd
     fi
-    [[ -x $sshd ]] || die "sshd not found (install openssh-server, or pass --no-ssh)"
+    [[ -x $sshd ]] || die "sshd not found (install openssh-server${hint:+, or $hint})"
     # sshd re-executes itself, so it must be started by its absolute path.
     sshd=$(readlink -f "$sshd")
 
@@ -184,10 +186,10 @@ start_ssh_forward() {
     ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$TMP/ssh_host_ed25519_key"
     ssh-keygen -q -t ed25519 -N '' -C bench-client -f "$TMP/id_ed25519"
     cp "$TMP/id_ed25519.pub" "$TMP/authorized_keys"
-    ssh_port=$(free_port tcp)
-    echo "[127.0.0.1]:$ssh_port $(cut -d' ' -f1,2 "$TMP/ssh_host_ed25519_key.pub")" >"$TMP/known_hosts"
+    SSHD_PORT=$(free_port tcp)
+    echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$TMP/ssh_host_ed25519_key.pub")" >"$TMP/known_hosts"
     cat >"$TMP/sshd_config" <<EOF
-Port $ssh_port
+Port $SSHD_PORT
 ListenAddress 127.0.0.1
 HostKey $TMP/ssh_host_ed25519_key
 AuthorizedKeysFile $TMP/authorized_keys
@@ -197,12 +199,21 @@ StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
-PermitRootLogin yes
-AllowTcpForwarding yes
+$extra
 EOF
     start sshd "$sshd" -D -e -f "$TMP/sshd_config"
     SSHD_PID=$LAST_PID
-    wait_port "$ssh_port" "$SSHD_PID" sshd
+    wait_port "$SSHD_PORT" "$SSHD_PID" sshd
+}
+
+# start_ssh_forward TARGET: a private sshd on loopback (start_private_sshd)
+# and `ssh -N -L` to TARGET (host:port) through it. Sets SSHD_PID, SSH_PID,
+# FWD_PORT (the local end) and SSH_CIPHER.
+start_ssh_forward() {
+    local target=$1 ssh_port
+    start_private_sshd "PermitRootLogin yes
+AllowTcpForwarding yes" "pass --no-ssh"
+    ssh_port=$SSHD_PORT
 
     FWD_PORT=$(free_port tcp)
     start ssh ssh -v -N -F /dev/null -p "$ssh_port" -i "$TMP/id_ed25519" \

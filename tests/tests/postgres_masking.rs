@@ -67,18 +67,6 @@ fn assert_no_raw(what: &str, text: &str) {
     }
 }
 
-/// `jsonb` in binary: the version byte and the text, as sent.
-struct RawJsonb(Vec<u8>);
-
-impl<'a> FromSql<'a> for RawJsonb {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(RawJsonb(raw.to_vec()))
-    }
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn psql_text_rows_errors_and_notices_are_masked_and_audited() {
     let pg = cluster();
@@ -257,7 +245,7 @@ async fn binary_rows_from_tokio_postgres_are_masked() {
     let email: String = row.get(0);
     let card: String = row.get(1);
     let tags: Vec<String> = row.get(2);
-    let doc: RawJsonb = row.get(3);
+    let doc: RawValue = row.get(3);
     let ssn_num: Option<i64> = row.get(4);
     let id: i32 = row.get(5);
     assert_eq!(email, "a****@example.com");
@@ -457,18 +445,11 @@ async fn column_rules_follow_the_real_column() {
         ),
     )
     .expect("create the tables");
-    let rule = r#"
-[connection.mask]
-detectors = "all"
-strategy = "partial"
-[[connection.mask.column]]
-pattern = "cards.pin"
-strategy = "redact"
-[[connection.mask.column]]
-pattern = "pcards.pin"
-strategy = "redact"
-"#;
-    let s = Setup::start(&[pg_conn("db", &pg).extra(rule)]).await;
+    let rule = format!(
+        "{MASK_DETECTORS_ONLY}[[connection.mask.column]]\npattern = \"cards.pin\"\nstrategy = \"redact\"\n\
+         [[connection.mask.column]]\npattern = \"pcards.pin\"\nstrategy = \"redact\"\n"
+    );
+    let s = Setup::start(&[pg_conn("db", &pg).extra(&rule)]).await;
     let c = s.connect("db");
     for sql in [
         "select pin from cards",

@@ -30,14 +30,20 @@ struct State {
 
 type Shared = Arc<Mutex<State>>;
 
-/// Whether the channel's recording stopped working: the session is ended
+/// Records with `f` (when the channel is recorded) under one lock;
+/// `false` when the recording has stopped working: the session is ended
 /// rather than relayed unrecorded.
-fn recording_failed(s: &Shared) -> bool {
-    let failed = lock(s).recorder.as_ref().is_some_and(Recorder::failed);
-    if failed {
+fn record(s: &Shared, f: impl FnOnce(&mut Recorder)) -> bool {
+    let mut st = lock(s);
+    let Some(r) = st.recorder.as_mut() else {
+        return true;
+    };
+    f(r);
+    if r.failed() {
         tracing::error!("the session's recording failed; ending the session");
+        return false;
     }
-    failed
+    true
 }
 
 fn lock(s: &Shared) -> std::sync::MutexGuard<'_, State> {
@@ -210,15 +216,12 @@ async fn caller_to_host(
             ChannelMsg::Data { data } => {
                 bytes += data.len() as u64;
                 ctx.bytes_up.fetch_add(data.len() as u64, Ordering::Relaxed);
-                {
-                    let mut st = lock(&state);
-                    if ctx.cfg.record_input
-                        && let Some(r) = st.recorder.as_mut()
-                    {
+                let record_input = ctx.cfg.record_input;
+                if !record(&state, |r| {
+                    if record_input {
                         r.input(&data);
                     }
-                }
-                if recording_failed(&state) {
+                }) {
                     let _ = front_w.close().await;
                     break;
                 }
@@ -361,10 +364,7 @@ async fn host_to_caller(
                 bytes += data.len() as u64;
                 ctx.bytes_down
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                if let Some(r) = lock(&state).recorder.as_mut() {
-                    r.output(&data);
-                }
-                if recording_failed(&state) {
+                if !record(&state, |r| r.output(&data)) {
                     break;
                 }
                 front_w.data_bytes(data).await
@@ -373,10 +373,7 @@ async fn host_to_caller(
                 bytes += data.len() as u64;
                 ctx.bytes_down
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                if let Some(r) = lock(&state).recorder.as_mut() {
-                    r.output(&data);
-                }
-                if recording_failed(&state) {
+                if !record(&state, |r| r.output(&data)) {
                     break;
                 }
                 front_w.extended_data_bytes(ext, data).await

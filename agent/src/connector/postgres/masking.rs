@@ -331,15 +331,21 @@ fn number_matches(
     v: &[u8],
     tally: &mut MaskSummary,
 ) -> Result<bool, ()> {
-    let mut s = String::new();
-    if !types::render(num, v, &mut s)? {
-        return Ok(false);
+    // One buffer per thread: a binary result can hold a number in every
+    // row, and this runs for each.
+    thread_local! {
+        static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
-    let r = masker.mask_planned(s.as_bytes(), &col.plan);
-    if r.is_masked() {
-        record(tally, &col.name, &r);
-    }
-    Ok(r.is_masked())
+    TEXT.with_borrow_mut(|s| {
+        if !types::render(num, v, s)? {
+            return Ok(false);
+        }
+        let r = masker.mask_planned(s.as_bytes(), &col.plan);
+        if r.is_masked() {
+            record(tally, &col.name, &r);
+        }
+        Ok(r.is_masked())
+    })
 }
 
 fn value(masker: &Masker, col: &Col, v: &[u8], tally: &mut MaskSummary) -> Out {

@@ -192,11 +192,16 @@ pub fn not_personal(v: &[u8], at: usize) -> bool {
         if s == e || (s > 0 && v[s - 1].is_ascii_alphanumeric()) {
             return false;
         }
-        let word = &v[s..e];
-        if NOT_PERSONAL.iter().any(|w| word.eq_ignore_ascii_case(w)) {
+        // At most twelve letters: lowercased once, compared exactly.
+        let mut low = [0u8; 12];
+        for (d, &b) in low.iter_mut().zip(&v[s..e]) {
+            *d = b.to_ascii_lowercase();
+        }
+        let word = &low[..e - s];
+        if NOT_PERSONAL.contains(&word) {
             return true;
         }
-        if !FILLER.iter().any(|w| word.eq_ignore_ascii_case(w)) {
+        if !FILLER.contains(&word) {
             return false;
         }
         e = s;

@@ -94,6 +94,18 @@ fn extension(v: &[u8], e: usize) -> Option<usize> {
 pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     let v = sc.v;
     let run0_end = digits_end(v, i);
+    // Most digits in text are small groups (house numbers, prices, times,
+    // counts, digits glued to a name): settle those before the
+    // bookkeeping below. A group this small is no date (eight digits) and
+    // no NIE (seven in a row); only an IBAN can start at it.
+    if run0_end - i < 7 {
+        if let Some(last) = small_group_end(v, i, run0_end) {
+            if let Some(end) = iban_at(sc, i) {
+                return end;
+            }
+            return word_end(v, last);
+        }
+    }
     if run0_end - i == 4 && (i == 0 || !matches!(v[i - 1], b'+' | b'(')) {
         if let Some(end) = datetime_end(v, run0_end) {
             return end;
@@ -101,12 +113,8 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     }
     let prev = if i > 0 { v[i - 1] } else { b' ' };
 
-    if sc.en.iban && i >= 2 && is_upper(v[i - 1]) && is_upper(v[i - 2]) && boundary_before(v, i - 2)
-    {
-        if let Some(end) = iban(v, i - 2) {
-            sc.push(i - 2, end, Detector::Iban);
-            return end;
-        }
+    if let Some(end) = iban_at(sc, i) {
+        return end;
     }
     if sc.en.dni {
         let nie_start = if matches!(prev, b'X' | b'Y' | b'Z' | b'x' | b'y' | b'z') {
@@ -125,6 +133,30 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
                 return end;
             }
         }
+    }
+
+    // The group: this run and the ones joined to it by separators.
+    let mut runs = [Run::default(); MAX_RUNS + 1];
+    runs[0] = Run { s: i, e: run0_end };
+    let mut m = 1;
+    let mut total = run0_end - i;
+    while m <= MAX_RUNS {
+        let Some(next) = separator(v, runs[m - 1].e) else {
+            break;
+        };
+        let e = digits_end(v, next);
+        runs[m] = Run { s: next, e };
+        total += e - next;
+        m += 1;
+    }
+    // Too few digits for any detector (a dotted quad needs four runs):
+    // skip the whole group. Most digits in text (house numbers, prices,
+    // times, short counts) end here. Done before the checks below since
+    // no later run of a group this small can start a number either: its
+    // runs are a suffix of these (the group ended before MAX_RUNS), with
+    // fewer digits and runs still.
+    if total < 4 || (total < 7 && m < 4) {
+        return word_end(v, runs[m - 1].e);
     }
 
     // A `+` or `(` just before the digits belongs to a phone number.
@@ -147,24 +179,6 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     // us from it: used to refuse windows inside longer digit sequences.
     let left_run = left_neighbour(v, lead);
 
-    let mut runs = [Run::default(); MAX_RUNS + 1];
-    runs[0] = Run { s: i, e: run0_end };
-    let mut m = 1;
-    let mut total = run0_end - i;
-    while m <= MAX_RUNS {
-        let Some(next) = separator(v, runs[m - 1].e) else {
-            break;
-        };
-        let e = digits_end(v, next);
-        runs[m] = Run { s: next, e };
-        total += e - next;
-        m += 1;
-    }
-    // Too few digits for any detector (a dotted quad needs four runs):
-    // skip the whole group.
-    if total < 4 || (total < 7 && m < 4) {
-        return word_end(v, runs[m - 1].e);
-    }
     // One run past MAX_RUNS is kept only as the right neighbour.
     let usable = m.min(MAX_RUNS);
 
@@ -175,8 +189,20 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
         }
     }
 
+    // Cheap refusals before a window is built (`classify` checks the
+    // same): too many digits or too few, or (for two runs or more) glued
+    // by the same separator to a run of three digits or more on the left
+    // (every window here has the same first separator).
+    let left_blocked =
+        m >= 2 && left_run.is_some_and(|(sep, len)| len >= 3 && v[runs[0].e..runs[1].s] == [sep]);
+    let mut nd: usize = runs[..usable].iter().map(|r| r.e - r.s).sum();
     let mut ctx: Option<Hints> = None;
     for b in (1..=usable).rev() {
+        let digits = nd;
+        nd -= runs[b - 1].e - runs[b - 1].s;
+        if digits > MAX_DIGITS || (digits < 7 && b != 4) || (b >= 2 && left_blocked) {
+            continue;
+        }
         let w = Window {
             v,
             runs: &runs[..b],
@@ -198,13 +224,73 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     // Nothing starts here. A later run can start a number only after a
     // space or parenthesis (after a joiner it is glued to this one), so
     // resume at the first such run.
-    (1..m)
-        .find(|&k| {
-            v[runs[k - 1].e..runs[k].s]
-                .iter()
-                .any(|&b| matches!(b, b' ' | b'(' | b')'))
-        })
-        .map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
+    let mut k = (1..m).find(|&k| {
+        v[runs[k - 1].e..runs[k].s]
+            .iter()
+            .any(|&b| matches!(b, b' ' | b'(' | b')'))
+    });
+    // Digits in groups of four or so (`9400 1000 1234 5678 9012 00`, a
+    // tracking number) would restart here at every run to find nothing
+    // each time: skip the restarts that cannot find anything.
+    if m <= MAX_RUNS {
+        while let Some(r) = k.filter(|&r| fruitless_restart(v, &runs[..m], r)) {
+            k = (r + 1 < m).then_some(r + 1);
+        }
+    }
+    k.map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
+}
+
+/// Whether `at_digit` at run `k` of the whole group `runs` (not cut at
+/// `MAX_RUNS`) can only give up and resume at run `k + 1` (or past the
+/// group when `k` is its last run). It can when one space joins run
+/// `k` to a run of three digits or more on its left and the same single
+/// space joins it to the next run: every window of two runs or more is
+/// then glued to its left neighbour (see `Window::isolated`), and run `k`
+/// alone has fewer than seven digits, too few for any detector (DNI needs
+/// eight, or `NN.NNN.NNN`; a date needs `-`, `/` or `.` after its year).
+/// There is no letter just before it, so no IBAN or NIE starts there.
+fn fruitless_restart(v: &[u8], runs: &[Run], k: usize) -> bool {
+    let len = |r: &Run| r.e - r.s;
+    v[runs[k - 1].e..runs[k].s] == *b" "
+        && len(&runs[k - 1]) >= 3
+        && len(&runs[k]) < 7
+        && (k + 1 == runs.len() || v[runs[k].e..runs[k + 1].s] == *b" ")
+}
+
+/// An IBAN whose check digits start at `i`: pushed, and its end.
+#[inline]
+fn iban_at(sc: &mut Scan<'_>, i: usize) -> Option<usize> {
+    let v = sc.v;
+    if i >= 2 && is_upper(v[i - 1]) && is_upper(v[i - 2]) && sc.en.iban && boundary_before(v, i - 2)
+    {
+        let end = iban(v, i - 2)?;
+        sc.push(i - 2, end, Detector::Iban);
+        return Some(end);
+    }
+    None
+}
+
+/// The end of the group of digit runs starting with `i..run0_end` when
+/// it is too small for any detector (fewer than four digits, or fewer
+/// than seven in fewer than four runs: only a dotted quad has fewer than
+/// seven), as `at_digit` collects groups; `None` when it is larger.
+fn small_group_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
+    let (mut e, mut total, mut m) = (run0_end, run0_end - i, 1);
+    if total >= 7 {
+        return None;
+    }
+    while m <= MAX_RUNS {
+        let Some(next) = separator(v, e) else {
+            break;
+        };
+        e = digits_end(v, next);
+        total += e - next;
+        m += 1;
+        if total >= 7 || (total >= 4 && m >= 4) {
+            return None;
+        }
+    }
+    Some(e)
 }
 
 /// Timestamps are the most common digits in a row and match no

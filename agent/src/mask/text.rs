@@ -11,13 +11,74 @@ use std::net::Ipv6Addr;
 use super::scan::{Scan, is_alnum};
 use crate::config::mask::Detector;
 
+/// Bytes of a local part and of a domain label, one table look-up each
+/// (these walks are most of what an address costs).
+const LOCAL: u8 = 1;
+const LABEL: u8 = 2;
+static EMAIL_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c >= 0x80 || c == b'-' {
+            t[b] = LOCAL | LABEL;
+        } else if matches!(c, b'.' | b'_' | b'%' | b'+' | b'\'') {
+            t[b] = LOCAL;
+        }
+        b += 1;
+    }
+    t
+};
+
 fn is_local(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'') || b >= 0x80
+    EMAIL_CLASS[usize::from(b)] & LOCAL != 0
 }
 
 fn is_label(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80
+    EMAIL_CLASS[usize::from(b)] & LABEL != 0
 }
+
+/// Whether `tld` is one of `NOT_TLDS`, in any case.
+fn file_extension(tld: &[u8]) -> bool {
+    // Every entry is 2 to 4 bytes long: longer ones are never compared.
+    if tld.len() > 4 {
+        return false;
+    }
+    NOT_TLD_KEYS.contains(&tld_key(tld))
+}
+
+/// Up to four bytes, lowercased, as one number (zero-padded: letters are
+/// never zero, so lengths cannot collide).
+const fn tld_key(t: &[u8]) -> u32 {
+    let mut k = [0u8; 4];
+    let mut i = 0;
+    while i < t.len() && i < 4 {
+        k[i] = t[i].to_ascii_lowercase();
+        i += 1;
+    }
+    u32::from_le_bytes(k)
+}
+
+static NOT_TLD_KEYS: [u32; NOT_TLDS.len()] = {
+    let mut k = [0u32; NOT_TLDS.len()];
+    let mut i = 0;
+    while i < NOT_TLDS.len() {
+        k[i] = tld_key(NOT_TLDS[i]);
+        i += 1;
+    }
+    k
+};
+
+const _: () = {
+    let mut i = 0;
+    while i < NOT_TLDS.len() {
+        assert!(
+            NOT_TLDS[i].len() <= 4,
+            "file_extension compares 4 bytes at most"
+        );
+        i += 1;
+    }
+};
 
 /// Top-level "domains" that are really file extensions (`icon@2x.png`).
 const NOT_TLDS: &[&[u8]] = &[
@@ -38,10 +99,11 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     };
     // Walks are bounded (a local part is at most 64 bytes, a domain 255)
     // so hostile values cannot make a scan quadratic.
-    let mut s = at;
-    while s > 0 && is_local(v[s - 1]) && at - s <= 70 {
-        s -= 1;
-    }
+    let lo = at.saturating_sub(71);
+    let mut s = match v[lo..at].iter().rposition(|&b| !is_local(b)) {
+        Some(p) => lo + p + 1,
+        None => lo,
+    };
     if s > 0 && is_local(v[s - 1]) {
         return None;
     }
@@ -63,9 +125,11 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     let mut last = (0, 0);
     loop {
         let ls = e;
-        while e < v.len() && is_label(v[e]) && e - ls <= 63 {
-            e += 1;
-        }
+        let hi = v.len().min(ls + 64);
+        e = v[ls..hi]
+            .iter()
+            .position(|&b| !is_label(b))
+            .map_or(hi, |p| ls + p);
         if e - at > 255 {
             return None;
         }
@@ -93,7 +157,7 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     let tld = &v[last.0..last.1];
     let tld_ok = tld.len() >= 2
         && tld.iter().all(|&b| b.is_ascii_alphabetic() || b >= 0x80)
-        && !NOT_TLDS.iter().any(|t| tld.eq_ignore_ascii_case(t));
+        && !file_extension(tld);
     (tld_ok && v.get(last.1).is_none_or(|&b| !is_alnum(b))).then_some((s, last.1))
 }
 

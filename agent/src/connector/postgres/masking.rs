@@ -1188,7 +1188,35 @@ mod tests {
             .map(|n| field(n, oid::TEXT, Format::Text))
             .collect();
         let cols = columns(&m, &Catalog::default(), &fields, None);
-        let rows: Vec<Vec<u8>> = (1..=20_000).map(bench_row).collect();
+        // HOOP_ROWS / HOOP_ROUNDS: fewer rows for callgrind, which counts
+        // instructions whatever else the machine runs.
+        let env = |k: &str, d: usize| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d)
+        };
+        // HOOP_STRIDE=337: rows 1, 338, 675 ... so that a short run spans
+        // the 1M-row table's range of numbers (337 is prime to every modulus
+        // the generator picks parts by).
+        let stride = env("HOOP_STRIDE", 1);
+        let mut rows: Vec<Vec<u8>> = (0..env("HOOP_ROWS", 20_000))
+            .map(|k| bench_row(1 + k * stride))
+            .collect();
+        // HOOP_COL=k (0-4): only column k's values, the others NULL, to see
+        // what each column costs.
+        if let Ok(k) = std::env::var("HOOP_COL").map(|k| k.parse::<usize>().unwrap()) {
+            for r in &mut rows {
+                let mut ranges = Vec::new();
+                backend::data_row_ranges(r, &mut ranges).unwrap();
+                let values: Vec<Option<&[u8]>> = ranges
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| x.clone().filter(|_| i == k).map(|x| &r[x]))
+                    .collect();
+                *r = data_row(&values);
+            }
+        }
         let bytes: usize = rows.iter().map(Vec::len).sum();
         let mut ranges = Vec::new();
         let mut scratch = Scratch::default();
@@ -1196,7 +1224,7 @@ mod tests {
         counts.reset(cols.len());
         let mut tally = MaskSummary::default();
         let mut out = Vec::with_capacity(1 << 20);
-        let rounds = 25;
+        let rounds = env("HOOP_ROUNDS", 25);
         let start = std::time::Instant::now();
         for _ in 0..rounds {
             for r in &rows {

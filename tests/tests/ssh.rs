@@ -47,6 +47,18 @@ fn hoop_ssh(s: &Setup, name: &str, args: &[&str]) -> Output {
         .expect("run hoop ssh")
 }
 
+/// Whether this CPU has the AES and carry-less multiply instructions the
+/// agent looks for before offering the caller only AES-GCM.
+fn cpu_has_aes() -> bool {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = info
+        .lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .unwrap_or("");
+    let has = |f: &str| flags.split_whitespace().any(|w| w == f);
+    has("aes") && (has("pclmulqdq") || has("pmull"))
+}
+
 /// The known-hosts file `hoop connect` manages for this agent's caller.
 fn known_hosts(s: &Setup) -> PathBuf {
     s.agent.dir.path().join("cli").join("known_hosts")
@@ -91,15 +103,39 @@ async fn exec_relays_output_and_exit_status_and_is_audited() {
     })
     .unwrap_or_else(|e| panic!("{e}: {}", sshd.log()));
     assert!(sshd.log().contains("Accepted publickey for root"));
-    // Clients set to one cipher find it offered.
-    for cipher in [
-        "aes128-gcm@openssh.com",
-        "aes256-gcm@openssh.com",
-        "chacha20-poly1305@openssh.com",
-    ] {
+    // Clients set to one cipher find it offered. With AES instructions the
+    // agent offers only AES-GCM, so a default ssh (chacha20-poly1305 first)
+    // negotiates aes128-gcm, and one that insists on ChaCha20 is told so.
+    let aes = cpu_has_aes();
+    for cipher in ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"] {
         let out = hoop_ssh(&s, "web", &["-c", cipher, "echo", cipher]);
         assert_eq!(stdout(&out).trim(), cipher, "{}", stderr(&out));
     }
+    let chacha = "chacha20-poly1305@openssh.com";
+    // -v: with LogLevel=ERROR ssh prints the negotiation failure only as
+    // debug output.
+    let out = hoop_ssh(&s, "web", &["-v", "-c", chacha, "echo", chacha]);
+    if aes {
+        assert!(!out.status.success(), "{}", stdout(&out));
+        assert!(
+            stderr(&out).contains("no matching cipher found"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        assert_eq!(stdout(&out).trim(), chacha, "{}", stderr(&out));
+    }
+    let out = hoop_ssh(&s, "web", &["-v", "true"]);
+    let expected = if aes {
+        "aes128-gcm@openssh.com"
+    } else {
+        chacha
+    };
+    assert!(
+        stderr(&out).contains(&format!("cipher: {expected}")),
+        "{}",
+        stderr(&out)
+    );
     // The banner says who and that it is recorded; hoop ssh adds nothing.
     let out = s
         .agent

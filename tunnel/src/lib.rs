@@ -9,5 +9,6 @@ pub mod pin;
 pub mod relay;
 pub mod tls;
 pub mod transport;
+mod udp;
 
 pub use pin::{Fingerprint, Pin};

@@ -91,10 +91,10 @@ pub fn endpoint(
     server: Option<quinn::ServerConfig>,
 ) -> io::Result<(Endpoint, BufferSizes)> {
     let (sock, sizes) = bind_udp(addr)?;
-    let ep = Endpoint::new(
+    let ep = Endpoint::new_with_abstract_socket(
         endpoint_config(EndpointConfig::default()),
         server,
-        sock,
+        Arc::new(crate::udp::Socket::new(sock)?),
         Arc::new(TokioRuntime),
     )?;
     Ok((ep, sizes))
@@ -113,10 +113,10 @@ pub fn endpoint_with_reset_key(
 ) -> io::Result<(Endpoint, BufferSizes)> {
     let (sock, sizes) = bind_udp(addr)?;
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, reset_key);
-    let ep = Endpoint::new(
+    let ep = Endpoint::new_with_abstract_socket(
         endpoint_config(EndpointConfig::new(Arc::new(key))),
         server,
-        sock,
+        Arc::new(crate::udp::Socket::new(sock)?),
         Arc::new(TokioRuntime),
     )?;
     Ok((ep, sizes))

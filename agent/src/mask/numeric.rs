@@ -28,11 +28,30 @@ struct Run {
     e: usize,
 }
 
+/// The end of the ASCII digits from `i`: eight bytes a step, since this
+/// is the innermost loop of every number.
 fn digits_end(v: &[u8], mut i: usize) -> usize {
+    while let Some(c) = v.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let non = non_digits(u64::from_le_bytes(*c));
+        if non != 0 {
+            return i + (non.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while i < v.len() && v[i].is_ascii_digit() {
         i += 1;
     }
     i
+}
+
+/// The high bit of each byte of `x` that is not an ASCII digit. Per byte
+/// `a = b ^ b'0'` is 0-9 for a digit; `(a & 0x7f) + 0x76` sets the high
+/// bit for 10 and up without carrying into the next byte, and `| a` adds
+/// the bytes at 0x80 and up.
+fn non_digits(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let a = x ^ 0x3030_3030_3030_3030;
+    (((a & LOW7) + 0x7676_7676_7676_7676) | a) & !LOW7
 }
 
 fn is_joiner(b: u8) -> bool {
@@ -94,6 +113,9 @@ fn extension(v: &[u8], e: usize) -> Option<usize> {
 pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     let v = sc.v;
     let run0_end = digits_end(v, i);
+    if let Some(end) = glued_end(v, i, run0_end) {
+        return end;
+    }
     // Most digits in text are small groups (house numbers, prices, times,
     // counts, digits glued to a name): settle those before the
     // bookkeeping below. A group this small is no date (eight digits) and
@@ -240,6 +262,41 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     k.map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
 }
 
+/// Digits glued to a word (`smith338@`, `ORD-2024`, `v2.3`), settled
+/// without the rest of `at_digit`: where it resumes, or `None` when the
+/// word before could start an IBAN (two capitals) or an NIE (`X`, `Y`,
+/// `Z`, maybe with a `-`). This is what `at_digit` itself returns for
+/// them: a small group is skipped whole; otherwise a date is skipped, or
+/// else the word, which no detector may start inside (the `+`/`(` lead
+/// and DNI checks come after its glued-to-a-word refusal).
+#[inline]
+fn glued_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
+    let prev = *v.get(i.checked_sub(1)?)?;
+    let letter = prev.is_ascii_alphabetic();
+    let joined = is_joiner(prev) && i >= 2 && is_alnum(v[i - 2]);
+    if !(letter || joined) {
+        return None;
+    }
+    let nie = |b: u8| matches!(b, b'X' | b'Y' | b'Z' | b'x' | b'y' | b'z');
+    if letter && (nie(prev) || (i >= 2 && is_upper(prev) && is_upper(v[i - 2]))) {
+        return None;
+    }
+    if prev == b'-' && nie(v[i - 2]) {
+        return None;
+    }
+    if run0_end - i < 7 {
+        if let Some(last) = small_group_end(v, i, run0_end) {
+            return Some(word_end(v, last));
+        }
+    }
+    if run0_end - i == 4 {
+        if let Some(end) = datetime_end(v, run0_end) {
+            return Some(end);
+        }
+    }
+    Some(word_end(v, run0_end))
+}
+
 /// Whether `at_digit` at run `k` of the whole group `runs` (not cut at
 /// `MAX_RUNS`) can only give up and resume at run `k + 1` (or past the
 /// group when `k` is its last run). It can when one space joins run
@@ -257,12 +314,22 @@ fn fruitless_restart(v: &[u8], runs: &[Run], k: usize) -> bool {
         && (k + 1 == runs.len() || v[runs[k].e..runs[k + 1].s] == *b" ")
 }
 
-/// An IBAN whose check digits start at `i`: pushed, and its end.
-#[inline]
+/// An IBAN whose check digits start at `i`: pushed, and its end. The
+/// two-letter test is inlined; the rest is rare.
+#[inline(always)]
 fn iban_at(sc: &mut Scan<'_>, i: usize) -> Option<usize> {
     let v = sc.v;
-    if i >= 2 && is_upper(v[i - 1]) && is_upper(v[i - 2]) && sc.en.iban && boundary_before(v, i - 2)
-    {
+    if i >= 2 && is_upper(v[i - 1]) && is_upper(v[i - 2]) {
+        iban_after_letters(sc, i)
+    } else {
+        None
+    }
+}
+
+#[cold]
+fn iban_after_letters(sc: &mut Scan<'_>, i: usize) -> Option<usize> {
+    let v = sc.v;
+    if sc.en.iban && boundary_before(v, i - 2) {
         let end = iban(v, i - 2)?;
         sc.push(i - 2, end, Detector::Iban);
         return Some(end);
@@ -656,4 +723,30 @@ fn dni(v: &[u8], runs: &[Run]) -> Option<usize> {
         && v.get(p + 1).is_none_or(|&b| !is_alnum(b))
         && ck::dni_letter_ok(None, &digits, letter);
     ok.then_some(p + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_end_agrees_with_a_byte_loop() {
+        for b in 0..=255u8 {
+            let want = b.is_ascii_digit();
+            let x = u64::from_le_bytes([b'5', b'5', b, b'5', b'5', b'5', b'5', b'5']);
+            assert_eq!(non_digits(x) & 0xff_0000 != 0, !want, "{b:#x}");
+            assert_eq!(non_digits(x) & !0xff_0000, 0);
+        }
+        let all = b"12345678901234567x0123456789\xb0";
+        for n in 0..=all.len() {
+            let v = &all[..n];
+            for i in 0..=n {
+                let mut e = i;
+                while e < n && v[e].is_ascii_digit() {
+                    e += 1;
+                }
+                assert_eq!(digits_end(v, i), e, "{n} {i}");
+            }
+        }
+    }
 }

@@ -133,7 +133,9 @@ const T_J: u8 = 7;
 const T_B: u8 = 8;
 const T_PCT: u8 = 9;
 
-static CLASS: [u8; 256] = {
+/// The trigger table, with the triggers of the detectors that start at a
+/// letter or `-` dropped from shorter values (see `classes`).
+const fn class_table(letters: &[u8]) -> [u8; 256] {
     let mut t = [T_NONE; 256];
     let mut d = b'0';
     while d <= b'9' {
@@ -143,29 +145,70 @@ static CLASS: [u8; 256] = {
     t[b'@' as usize] = T_AT;
     t[b'=' as usize] = T_EQ;
     t[b':' as usize] = T_COLON;
-    t[b'-' as usize] = T_DASH;
-    t[b'A' as usize] = T_A;
-    t[b'J' as usize] = T_J;
-    t[b'B' as usize] = T_B;
-    t[b'b' as usize] = T_B;
     t[b'%' as usize] = T_PCT;
+    let mut k = 0;
+    while k < letters.len() {
+        let b = letters[k];
+        t[b as usize] = match b {
+            b'-' => T_DASH,
+            b'A' => T_A,
+            b'J' => T_J,
+            _ => T_B,
+        };
+        k += 1;
+    }
     t
-};
+}
+
+/// Trigger tables by the shortest value each letter trigger can match
+/// in, so a value too short for a secret is not stopped at every `A`,
+/// `J`, `B`, `b` or `-` (names, short codes): `Bearer` and a token of 8
+/// (15 bytes), an AWS key id (20), a JWT (`eyJ`, two segments of 10 and
+/// two dots: 22), a PEM header (`-----BEGIN `, `PRIVATE KEY`, `-----`:
+/// 27). A trigger that cannot match only costs time: dropping it changes
+/// no finding (a failed letter trigger resumes at the next byte).
+static CLASSES: [(usize, [u8; 256]); 5] = [
+    (text::PEM_MIN_LEN, class_table(b"BbAJ-")),
+    (text::JWT_MIN_LEN, class_table(b"BbAJ")),
+    (text::AWS_KEY_LEN, class_table(b"BbA")),
+    (text::BEARER_MIN_LEN, class_table(b"Bb")),
+    (0, class_table(b"")),
+];
+
+// The tables are tried longest minimum first.
+const _: () = assert!(
+    text::PEM_MIN_LEN >= text::JWT_MIN_LEN
+        && text::JWT_MIN_LEN >= text::AWS_KEY_LEN
+        && text::AWS_KEY_LEN >= text::BEARER_MIN_LEN
+);
+
+/// The trigger table for a value of `len` bytes.
+#[inline]
+fn classes(len: usize, secret: bool) -> &'static [u8; 256] {
+    if !secret {
+        return &CLASSES[4].1;
+    }
+    let mut k = 0;
+    while len < CLASSES[k].0 {
+        k += 1;
+    }
+    &CLASSES[k].1
+}
 
 /// The first trigger byte at or after `i`. Eight bytes a step while
 /// there is none: one OR of eight table look-ups and one branch, not
 /// eight branches.
 #[inline]
-fn next_trigger(v: &[u8], mut i: usize) -> Option<usize> {
+fn next_trigger(class: &[u8; 256], v: &[u8], mut i: usize) -> Option<usize> {
     while let Some(c) = v[i..].first_chunk::<8>() {
-        if c.iter().fold(T_NONE, |a, &b| a | CLASS[usize::from(b)]) != T_NONE {
+        if c.iter().fold(T_NONE, |a, &b| a | class[usize::from(b)]) != T_NONE {
             break;
         }
         i += 8;
     }
     v[i..]
         .iter()
-        .position(|&b| CLASS[usize::from(b)] != T_NONE)
+        .position(|&b| class[usize::from(b)] != T_NONE)
         .map(|p| i + p)
 }
 
@@ -229,16 +272,17 @@ impl Scan<'_> {
         let v = self.v;
         let n = v.len();
         let digits = self.en.digits();
+        let class = classes(n, self.en.secret);
         let mut i = 0;
         while i < n {
             // Skip to the next trigger in a loop of its own: one load and
             // one well-predicted branch a byte. (Folded into the dispatch
             // below, it became an indirect jump per byte.)
-            match next_trigger(v, i) {
+            match next_trigger(class, v, i) {
                 Some(t) => i = t,
                 None => break,
             }
-            let c = CLASS[usize::from(v[i])];
+            let c = class[usize::from(v[i])];
             // Digits are the common trigger: a plain branch for them
             // predicts better than the jump table below.
             if c == T_DIGIT {

@@ -30,6 +30,47 @@ static EMAIL_CLASS: [u8; 256] = {
     t
 };
 
+/// How many bytes at the start of `s` have class `bit`; eight a step
+/// while all eight do (one AND of eight look-ups, one branch).
+fn class_run(s: &[u8], bit: u8) -> usize {
+    let mut k = 0;
+    while let Some(c) = s[k..].first_chunk::<8>() {
+        if c.iter().fold(bit, |a, &b| a & EMAIL_CLASS[usize::from(b)]) == 0 {
+            break;
+        }
+        k += 8;
+    }
+    k + s[k..]
+        .iter()
+        .take_while(|&&b| EMAIL_CLASS[usize::from(b)] & bit != 0)
+        .count()
+}
+
+/// Like `class_run` from the end of `s`.
+fn class_run_back(s: &[u8], bit: u8) -> usize {
+    let mut k = s.len();
+    while let Some(c) = s[..k].last_chunk::<8>() {
+        if c.iter().fold(bit, |a, &b| a & EMAIL_CLASS[usize::from(b)]) == 0 {
+            break;
+        }
+        k -= 8;
+    }
+    s.len() - k
+        + s[..k]
+            .iter()
+            .rev()
+            .take_while(|&&b| EMAIL_CLASS[usize::from(b)] & bit != 0)
+            .count()
+}
+
+/// Whether `s` has two dots in a row (a byte pair compare, not a
+/// two-byte slice compare per position).
+fn double_dot(s: &[u8]) -> bool {
+    s.iter()
+        .zip(s.iter().skip(1))
+        .any(|(&a, &b)| a == b'.' && b == b'.')
+}
+
 fn is_local(b: u8) -> bool {
     EMAIL_CLASS[usize::from(b)] & LOCAL != 0
 }
@@ -100,10 +141,7 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     // Walks are bounded (a local part is at most 64 bytes, a domain 255)
     // so hostile values cannot make a scan quadratic.
     let lo = at.saturating_sub(71);
-    let mut s = match v[lo..at].iter().rposition(|&b| !is_local(b)) {
-        Some(p) => lo + p + 1,
-        None => lo,
-    };
+    let mut s = at - class_run_back(&v[lo..at], LOCAL);
     if s > 0 && is_local(v[s - 1]) {
         return None;
     }
@@ -113,7 +151,7 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
         s += 1;
     }
     let local = &v[s..at];
-    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || contains(local, b"..") {
+    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || double_dot(local) {
         return None;
     }
     // `scheme://user@host` names a user, not a mailbox.
@@ -126,10 +164,7 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     loop {
         let ls = e;
         let hi = v.len().min(ls + 64);
-        e = v[ls..hi]
-            .iter()
-            .position(|&b| !is_label(b))
-            .map_or(hi, |p| ls + p);
+        e = ls + class_run(&v[ls..hi], LABEL);
         if e - at > 255 {
             return None;
         }
@@ -177,6 +212,21 @@ fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
+/// Length of an AWS access key id.
+pub(super) const AWS_KEY_LEN: usize = 20;
+/// Shortest JWT: two segments of `JWT_SEGMENT` and two dots.
+pub(super) const JWT_MIN_LEN: usize = 2 * JWT_SEGMENT + 2;
+const JWT_SEGMENT: usize = 10;
+/// Shortest `PEM` match: `-----BEGIN `, a label holding `PRIVATE KEY`,
+/// `-----`.
+pub(super) const PEM_MIN_LEN: usize = PEM_BEGIN.len() + PEM_LABEL.len() + 5;
+const PEM_BEGIN: &[u8] = b"-----BEGIN ";
+const PEM_LABEL: &[u8] = b"PRIVATE KEY";
+/// Shortest `Bearer` match: the word, a space, a token of
+/// `BEARER_TOKEN_MIN`.
+pub(super) const BEARER_MIN_LEN: usize = 6 + 1 + BEARER_TOKEN_MIN;
+const BEARER_TOKEN_MIN: usize = 8;
+
 /// At `A`: an AWS access key id, `AKIA` or `ASIA` and 16 of `[A-Z0-9]`.
 pub(super) fn aws_key(v: &[u8], i: usize) -> Option<(usize, usize)> {
     let head = v.get(i..i + 4)?;
@@ -186,12 +236,12 @@ pub(super) fn aws_key(v: &[u8], i: usize) -> Option<(usize, usize)> {
     if i > 0 && is_alnum(v[i - 1]) {
         return None;
     }
-    let body = v.get(i + 4..i + 20)?;
+    let body = v.get(i + 4..i + AWS_KEY_LEN)?;
     let ok = body
         .iter()
         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        && v.get(i + 20).is_none_or(|&b| !is_alnum(b));
-    ok.then_some((i, i + 20))
+        && v.get(i + AWS_KEY_LEN).is_none_or(|&b| !is_alnum(b));
+    ok.then_some((i, i + AWS_KEY_LEN))
 }
 
 /// At the `J` of `eyJ`: a JWT, three base64url segments joined by dots
@@ -212,11 +262,11 @@ pub(super) fn jwt(v: &[u8], j: usize) -> Option<(usize, usize)> {
         e
     };
     let h = seg(s);
-    if h - s < 10 || v.get(h) != Some(&b'.') {
+    if h - s < JWT_SEGMENT || v.get(h) != Some(&b'.') {
         return None;
     }
     let p = seg(h + 1);
-    if p - (h + 1) < 10 || v.get(p) != Some(&b'.') {
+    if p - (h + 1) < JWT_SEGMENT || v.get(p) != Some(&b'.') {
         return None;
     }
     let sig = seg(p + 1);
@@ -227,11 +277,11 @@ pub(super) fn jwt(v: &[u8], j: usize) -> Option<(usize, usize)> {
 /// END line runs to the end of the value (fail closed).
 pub(super) fn pem(v: &[u8], i: usize) -> Option<(usize, usize)> {
     let rest = &v[i..];
-    if !rest.starts_with(b"-----BEGIN ") {
+    if !rest.starts_with(PEM_BEGIN) {
         return None;
     }
-    let line_end = find(&rest[11..], b"-----")? + 11;
-    if line_end > 80 || !contains(&rest[11..line_end], b"PRIVATE KEY") {
+    let line_end = find(&rest[PEM_BEGIN.len()..], b"-----")? + PEM_BEGIN.len();
+    if line_end > 80 || !contains(&rest[PEM_BEGIN.len()..line_end], PEM_LABEL) {
         return None;
     }
     let after = line_end + 5;
@@ -269,7 +319,8 @@ pub(super) fn bearer(v: &[u8], i: usize) -> Option<(usize, usize)> {
         e += 1;
     }
     let tok = &v[s..e];
-    let ok = tok.len() >= 16 || (tok.len() >= 8 && tok.iter().any(u8::is_ascii_digit));
+    let ok =
+        tok.len() >= 16 || (tok.len() >= BEARER_TOKEN_MIN && tok.iter().any(u8::is_ascii_digit));
     ok.then_some((s, e))
 }
 

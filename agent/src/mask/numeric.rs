@@ -217,6 +217,18 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     // (every window here has the same first separator).
     let left_blocked =
         m >= 2 && left_run.is_some_and(|(sep, len)| len >= 3 && v[runs[0].e..runs[1].s] == [sep]);
+    // "Not personal" context (`tracking 9400 ...`, `INV 20240315-...`,
+    // a `sku` column) is settled once, before any window: with it, a
+    // window that fits anything but a multi-run SSN or CPF gives up on
+    // the whole group, which is also what finding nothing does when no
+    // later run can restart. So unless the group starts in an SSN or CPF
+    // shape, or a later run can restart, no window needs classifying.
+    if !may_be_distinctive(&runs[..m])
+        && restart_run(v, &runs[..m]).is_none()
+        && (sc.column.get().not_personal() || context::not_personal(v, lead))
+    {
+        return word_end(v, runs[m - 1].e);
+    }
     let mut nd: usize = runs[..usable].iter().map(|r| r.e - r.s).sum();
     let mut ctx: Option<Hints> = None;
     for b in (1..=usable).rev() {
@@ -243,9 +255,18 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
             return end;
         }
     }
-    // Nothing starts here. A later run can start a number only after a
-    // space or parenthesis (after a joiner it is glued to this one), so
-    // resume at the first such run.
+    restart_run(v, &runs[..m]).map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
+}
+
+/// Where `at_digit` resumes when no window of the group `runs` (as
+/// collected, maybe one past `MAX_RUNS`) fits a detector: the index of
+/// the first later run that can start a number, or `None` to skip the
+/// whole group.
+fn restart_run(v: &[u8], runs: &[Run]) -> Option<usize> {
+    let m = runs.len();
+    // A later run can start a number only after a space or parenthesis
+    // (after a joiner it is glued to this one), so resume at the first
+    // such run.
     let mut k = (1..m).find(|&k| {
         v[runs[k - 1].e..runs[k].s]
             .iter()
@@ -255,11 +276,21 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     // tracking number) would restart here at every run to find nothing
     // each time: skip the restarts that cannot find anything.
     if m <= MAX_RUNS {
-        while let Some(r) = k.filter(|&r| fruitless_restart(v, &runs[..m], r)) {
+        while let Some(r) = k.filter(|&r| fruitless_restart(v, runs, r)) {
             k = (r + 1 < m).then_some(r + 1);
         }
     }
-    k.map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
+    k
+}
+
+/// Whether a window of the group `runs` can be an SSN or CPF of more
+/// than one run (the numbers that "not personal" context does not
+/// overrule): the group starts with runs of 3, 2 and 4 digits, 3, 3, 3
+/// and 2, or 9 and 2. Shape only; `classify` checks the rest.
+fn may_be_distinctive(runs: &[Run]) -> bool {
+    let len = |k: usize| runs.get(k).map_or(0, |r: &Run| r.e - r.s);
+    let (a, b, c, d) = (len(0), len(1), len(2), len(3));
+    (a == 3 && b == 2 && c == 4) || (a == 3 && b == 3 && c == 3 && d == 2) || (a == 9 && b == 2)
 }
 
 /// Digits glued to a word (`smith338@`, `ORD-2024`, `v2.3`), settled

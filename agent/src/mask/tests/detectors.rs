@@ -391,3 +391,48 @@ fn detectors_can_be_chosen() {
         vec![("email".to_string(), "a@example.com".to_string())]
     );
 }
+
+/// "Not personal" context (a keyword before the number, or the column
+/// name) overrules every number except an SSN or CPF of more than one
+/// run, with the longest fitting window deciding.
+#[test]
+fn not_personal_context_overrules_all_but_ssn_and_cpf() {
+    finds("ssn", "tracking 123-45-6789", "123-45-6789");
+    finds("ssn", "order 123 45 6789", "123 45 6789");
+    finds("cpf", "invoice 529.982.247-25", "529.982.247-25");
+    finds("cpf", "order 529982247-25", "529982247-25");
+    finds("ssn", "order #123-45-6789 and 9400 1000", "123-45-6789");
+    finds_in("sku", "ssn", "123-45-6789");
+    finds_in("tracking_number", "cpf", "529.982.247-25");
+    for s in [
+        "order 4242 4242 4242 4242",
+        "order 4242-4242-4242-4242",
+        "INV 4242424242424242",
+        "tracking 555-123-4567",
+        "order 192.168.1.20",
+        "order 123456789",
+        "order 52998224725",
+        "tracking 9400 1000 1234 5678 9012 00",
+        "INV 20240315-00315",
+        "ups 123-45-6789-01",
+    ] {
+        clean(s);
+    }
+    // A window that fits a phone number is tried before the SSN inside
+    // it, and the context overrules it: the group is left alone.
+    clean("order 001-23-4567 1234");
+    // The override is per group: a later group is judged on its own.
+    finds(
+        "card",
+        "order 12, card 4242 4242 4242 4242",
+        "4242 4242 4242 4242",
+    );
+    let m = all();
+    for (col, text) in [
+        ("sku", "4242 4242 4242 4242"),
+        ("tracking_number", "555-123-4567"),
+    ] {
+        let f = found_in(&m, col, text);
+        assert!(f.is_empty(), "{col}: {text:?} found {f:?}");
+    }
+}

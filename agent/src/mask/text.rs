@@ -81,47 +81,67 @@ fn is_label(b: u8) -> bool {
 
 /// Whether `tld` is one of `NOT_TLDS`, in any case.
 fn file_extension(tld: &[u8]) -> bool {
-    // Every entry is 2 to 4 bytes long: longer ones are never compared.
-    if tld.len() > 4 {
+    // Every entry is 2 to 4 letters long: longer ones are never compared.
+    if !(2..=4).contains(&tld.len()) {
         return false;
     }
-    NOT_TLD_KEYS.contains(&tld_key(tld))
+    // `| 0x20` lowercases a letter, and only a letter (upper or lower
+    // case) becomes a lowercase letter by it: exact for letter-only keys.
+    let mut low = [0u8; 4];
+    for (d, &b) in low.iter_mut().zip(tld) {
+        *d = b | 0x20;
+    }
+    // A match compiles to a few compares per length; keep it in step
+    // with `NOT_TLDS` (the test below checks).
+    matches!(
+        &low[..tld.len()],
+        b"png"
+            | b"jpg"
+            | b"jpeg"
+            | b"gif"
+            | b"svg"
+            | b"webp"
+            | b"ico"
+            | b"bmp"
+            | b"css"
+            | b"js"
+            | b"ts"
+            | b"json"
+            | b"txt"
+            | b"pdf"
+            | b"html"
+            | b"xml"
+            | b"yaml"
+            | b"yml"
+            | b"toml"
+            | b"lock"
+    )
 }
 
-/// Up to four bytes, lowercased, as one number (zero-padded: letters are
-/// never zero, so lengths cannot collide).
-const fn tld_key(t: &[u8]) -> u32 {
-    let mut k = [0u8; 4];
-    let mut i = 0;
-    while i < t.len() && i < 4 {
-        k[i] = t[i].to_ascii_lowercase();
-        i += 1;
-    }
-    u32::from_le_bytes(k)
-}
-
-static NOT_TLD_KEYS: [u32; NOT_TLDS.len()] = {
-    let mut k = [0u32; NOT_TLDS.len()];
-    let mut i = 0;
-    while i < NOT_TLDS.len() {
-        k[i] = tld_key(NOT_TLDS[i]);
-        i += 1;
-    }
-    k
-};
-
+#[cfg(test)]
 const _: () = {
     let mut i = 0;
     while i < NOT_TLDS.len() {
+        let t = NOT_TLDS[i];
         assert!(
-            NOT_TLDS[i].len() <= 4,
-            "file_extension compares 4 bytes at most"
+            t.len() >= 2 && t.len() <= 4,
+            "file_extension compares 2 to 4 bytes"
         );
+        let mut k = 0;
+        while k < t.len() {
+            assert!(
+                t[k].is_ascii_lowercase(),
+                "file_extension lowercases letters only"
+            );
+            k += 1;
+        }
         i += 1;
     }
 };
 
-/// Top-level "domains" that are really file extensions (`icon@2x.png`).
+/// Top-level "domains" that are really file extensions (`icon@2x.png`):
+/// what `file_extension` matches.
+#[cfg(test)]
 const NOT_TLDS: &[&[u8]] = &[
     b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"css", b"js", b"ts",
     b"json", b"txt", b"pdf", b"html", b"xml", b"yaml", b"yml", b"toml", b"lock",
@@ -613,4 +633,40 @@ pub(super) fn at_colon_no_v6(sc: &mut Scan<'_>, i: usize) -> usize {
         }
     }
     i + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_extensions_are_found_in_any_case() {
+        for t in NOT_TLDS {
+            assert!(file_extension(t), "{t:?}");
+            assert!(file_extension(&t.to_ascii_uppercase()), "{t:?}");
+        }
+        // Every four-byte-or-shorter string of letters is found exactly
+        // when it is listed.
+        let abc = b"abcdefghijklmnopqrstuvwxyz";
+        for n in 2..=4u32 {
+            for k in 0..26usize.pow(n) {
+                let t: Vec<u8> = (0..n).map(|p| abc[k / 26usize.pow(p) % 26]).collect();
+                assert_eq!(file_extension(&t), NOT_TLDS.contains(&&t[..]), "{t:?}");
+            }
+        }
+        for t in [
+            &b"com"[..],
+            b"io",
+            b"pngx",
+            b"jso",
+            b"p",
+            b"",
+            b"json1",
+            b"pn\x07",
+            b"P\x0eG",
+            b"js\x00",
+        ] {
+            assert!(!file_extension(t), "{t:?}");
+        }
+    }
 }

@@ -172,7 +172,40 @@ const NOT_PERSONAL: &[&[u8]] = &[
     b"build",
     b"rv",
 ];
+#[cfg(test)]
 const FILLER: &[&[u8]] = &[b"no", b"nr", b"num", b"number", b"id"];
+
+/// `NOT_PERSONAL.contains(&word)` for a lowercase word, as a match: a
+/// few compares per length instead of a slice compare per entry (the
+/// tests check the two agree).
+fn is_not_personal_word(word: &[u8]) -> bool {
+    matches!(
+        word,
+        b"tracking"
+            | b"awb"
+            | b"fedex"
+            | b"ups"
+            | b"usps"
+            | b"dhl"
+            | b"shipment"
+            | b"parcel"
+            | b"order"
+            | b"invoice"
+            | b"inv"
+            | b"po"
+            | b"ean"
+            | b"gtin"
+            | b"upc"
+            | b"isbn"
+            | b"barcode"
+            | b"sku"
+            | b"serial"
+            | b"version"
+            | b"ver"
+            | b"build"
+            | b"rv"
+    )
+}
 
 /// Whether the word before byte `at` marks the number there as not
 /// personal data.
@@ -180,28 +213,30 @@ pub fn not_personal(v: &[u8], at: usize) -> bool {
     let mut e = at;
     for _ in 0..2 {
         // Skip separators: spaces, `#`, `:`, `.`, `(`, `=`.
-        let mut k = 0;
-        while e > 0 && !v[e - 1].is_ascii_alphanumeric() && k < 4 {
-            e -= 1;
-            k += 1;
-        }
-        let mut s = e;
-        while s > 0 && v[s - 1].is_ascii_alphabetic() && e - s < 12 {
-            s -= 1;
-        }
+        // (Iterators over a bounded slice: no bounds check per byte.)
+        e -= v[e.saturating_sub(4)..e]
+            .iter()
+            .rev()
+            .take_while(|b| !b.is_ascii_alphanumeric())
+            .count();
+        let s = e - v[e.saturating_sub(12)..e]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
         if s == e || (s > 0 && v[s - 1].is_ascii_alphanumeric()) {
             return false;
         }
-        // At most twelve letters: lowercased once, compared exactly.
-        let mut low = [0u8; 12];
-        for (d, &b) in low.iter_mut().zip(&v[s..e]) {
-            *d = b.to_ascii_lowercase();
-        }
+        // At most twelve letters: lowercased once (`| 0x20` lowercases a
+        // letter), compared exactly.
+        let mut low = [0u8; 16];
+        low[..e - s].copy_from_slice(&v[s..e]);
+        let low = (u128::from_le_bytes(low) | u128::from_le_bytes([0x20; 16])).to_le_bytes();
         let word = &low[..e - s];
-        if NOT_PERSONAL.contains(&word) {
+        if is_not_personal_word(word) {
             return true;
         }
-        if !FILLER.contains(&word) {
+        if !matches!(word, b"no" | b"nr" | b"num" | b"number" | b"id") {
             return false;
         }
         e = s;
@@ -241,5 +276,35 @@ mod tests {
         assert!(!not_personal(b"order paid with card 1", 21));
         assert!(!not_personal(b"1", 0));
         assert!(!not_personal(b"x-ray 1", 6));
+    }
+
+    #[test]
+    fn word_matches_agree_with_the_lists() {
+        for w in NOT_PERSONAL {
+            assert!(is_not_personal_word(w), "{w:?}");
+            let mut v = w.to_ascii_uppercase();
+            v.extend_from_slice(b" 1");
+            assert!(not_personal(&v, v.len() - 1), "{w:?}");
+        }
+        for f in FILLER {
+            assert!(!is_not_personal_word(f));
+            let mut v = b"order ".to_vec();
+            v.extend_from_slice(f);
+            v.extend_from_slice(b" 1");
+            assert!(not_personal(&v, v.len() - 1), "{f:?}");
+        }
+        // Every word of up to four letters, and each listed word with a
+        // letter more or less, is matched exactly when listed.
+        let abc = b"abcdefghijklmnopqrstuvwxyz";
+        for n in 1..=4u32 {
+            for k in 0..26usize.pow(n) {
+                let t: Vec<u8> = (0..n).map(|p| abc[k / 26usize.pow(p) % 26]).collect();
+                assert_eq!(is_not_personal_word(&t), NOT_PERSONAL.contains(&&t[..]));
+            }
+        }
+        for w in NOT_PERSONAL {
+            assert!(!is_not_personal_word(&w[1..]) || NOT_PERSONAL.contains(&&w[1..]));
+            assert!(!is_not_personal_word(&[w, &b"s"[..]].concat()));
+        }
     }
 }

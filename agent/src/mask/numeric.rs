@@ -224,8 +224,8 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     // later run can restart. So unless the group starts in an SSN or CPF
     // shape, or a later run can restart, no window needs classifying.
     if !may_be_distinctive(&runs[..m])
-        && restart_run(v, &runs[..m]).is_none()
         && (sc.column.get().not_personal() || context::not_personal(v, lead))
+        && restart_run(v, &runs[..m]).is_none()
     {
         return word_end(v, runs[m - 1].e);
     }

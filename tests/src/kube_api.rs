@@ -13,21 +13,25 @@
 //! - `pods/NAME/log` (`follow=true` keeps sending a line every 100 ms);
 //! - `pods/NAME/exec` over WebSocket `v5.channel.k8s.io` (or v4), see
 //!   [`exec`]: a tiny shell with `-it`, `cat` with `-i`, a few commands
-//!   without; the exit code goes on the status channel.
+//!   without; the exit code goes on the status channel;
+//! - `pods/NAME/portforward` over SPDY/3.1, tunnelled in WebSocket or
+//!   plain (see [`portforward`]), to an echo server standing in for the
+//!   pod's port 80.
 //!
 //! Every API request needs `Authorization: Bearer TOKEN` (else `401`);
 //! [`KubeApi::served`] counts those that had it, and
 //! [`KubeApi::headers_seen`] keeps the headers of every request and
-//! [`KubeApi::execs`] what each exec received, so tests can check what
-//! reached the API server. `GET /__stats` answers the
-//! counters without a token, for the benchmark script.
+//! [`KubeApi::execs`] what each exec received and
+//! [`KubeApi::portforwards`] what each port-forward carried, so tests can
+//! check what reached the API server. `GET /__stats` answers the counters
+//! without a token, for the benchmark script.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -47,8 +51,11 @@ use crate::harness::TempDir;
 use crate::pg::TestCerts;
 
 pub mod exec;
+pub mod portforward;
+pub mod spdy;
 
 pub use exec::ExecSeen;
+pub use portforward::PortForwardSeen;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -60,6 +67,7 @@ pub struct KubeApi {
     pub token: String,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    echo: tokio::task::JoinHandle<()>,
     _dir: TempDir,
 }
 
@@ -74,6 +82,13 @@ struct State {
     objects: Mutex<BTreeMap<(String, String, String), Value>>,
     /// Every exec, in the order they came.
     execs: Mutex<Vec<Arc<Mutex<ExecSeen>>>>,
+    /// Every port-forward, in the order they came.
+    portforwards: Mutex<Vec<Arc<Mutex<PortForwardSeen>>>>,
+    /// The echo server behind every pod's port 80.
+    pod_port: SocketAddr,
+    /// Answer port-forward's WebSocket upgrade with `400`, as an API
+    /// server before 1.30 does.
+    refuse_ws_portforward: AtomicBool,
     version: AtomicU64,
     events: broadcast::Sender<(String, String, Value)>,
 }
@@ -103,6 +118,7 @@ impl KubeApi {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let (pod_port, echo) = portforward::echo_server().await?;
         let state = Arc::new(State {
             token: token.to_string(),
             served: AtomicU64::new(0),
@@ -111,6 +127,9 @@ impl KubeApi {
             headers: Mutex::default(),
             objects: Mutex::default(),
             execs: Mutex::default(),
+            portforwards: Mutex::default(),
+            pod_port,
+            refuse_ws_portforward: false.into(),
             version: AtomicU64::new(100),
             events: broadcast::channel(256).0,
         });
@@ -156,6 +175,7 @@ impl KubeApi {
             token: token.to_string(),
             state,
             task,
+            echo,
             _dir: dir,
         })
     }
@@ -204,6 +224,29 @@ impl KubeApi {
             .unwrap_or_default()
     }
 
+    /// What each port-forward so far carried (the last ones may still be
+    /// running).
+    pub fn portforwards(&self) -> Vec<PortForwardSeen> {
+        self.state
+            .portforwards
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .map(|x| x.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// From now on, answers port-forward's WebSocket upgrade with `400`
+    /// (as an API server before 1.30 does), so kubectl falls back to
+    /// plain SPDY.
+    pub fn refuse_websocket_port_forward(&self) {
+        self.state
+            .refuse_ws_portforward
+            .store(true, Ordering::Relaxed);
+    }
+
     /// Whether an object exists.
     pub fn has(&self, resource: &str, namespace: &str, name: &str) -> bool {
         self.state
@@ -217,6 +260,7 @@ impl KubeApi {
 impl Drop for KubeApi {
     fn drop(&mut self) {
         self.task.abort();
+        self.echo.abort();
     }
 }
 
@@ -421,6 +465,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 [name] => object(st, req, &res, &ns, name).await,
                 [name, "log"] if res == "pods" => logs(&st, &req, &ns, name),
                 [name, "exec"] if res == "pods" => exec::exec(&st, req, &ns, name),
+                [name, "portforward"] if res == "pods" => {
+                    portforward::portforward(&st, req, &ns, name)
+                }
                 _ => status(
                     StatusCode::NOT_FOUND,
                     "NotFound",
@@ -455,6 +502,7 @@ fn resource_list() -> Value {
         res("pods", "Pod", &["po"], &all),
         {"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]},
         {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions", "verbs": ["create", "get"]},
+        {"name": "pods/portforward", "singularName": "", "namespaced": true, "kind": "PodPortForwardOptions", "verbs": ["create", "get"]},
         res("configmaps", "ConfigMap", &["cm"], &all),
         // Discovered, not served: for deny rules that refuse them first.
         res("secrets", "Secret", &[], &all),

@@ -91,11 +91,7 @@ pub(super) fn exec(st: &State, mut req: Request<Incoming>, ns: &str, name: &str)
             "no Sec-WebSocket-Key",
         );
     };
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        format!("{key}{WS_GUID}").as_bytes(),
-    );
-    let accept = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    let accept = ws_accept(key);
     let q = query_map(req.uri().query());
     let seen = Arc::new(Mutex::new(ExecSeen {
         command: q
@@ -133,8 +129,17 @@ pub(super) fn exec(st: &State, mut req: Request<Incoming>, ns: &str, name: &str)
     r
 }
 
+/// `Sec-WebSocket-Accept` for `key`.
+pub(super) fn ws_accept(key: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{key}{WS_GUID}").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
 /// A server frame (never masked).
-fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![0x80 | opcode];
     match payload.len() {
         n if n < 126 => out.push(n as u8),
@@ -159,7 +164,9 @@ fn channel_msg(channel: u8, data: &[u8]) -> Vec<u8> {
 }
 
 /// Reads one client frame: (opcode, unmasked payload). `None` at EOF.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+pub(super) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     let mut h = [0u8; 2];
     if r.read_exact(&mut h).await.is_err() {
         return Ok(None);

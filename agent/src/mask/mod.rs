@@ -440,6 +440,20 @@ impl Masker {
         out: &mut Vec<u8>,
         mut hit: impl FnMut(&str),
     ) -> bool {
+        self.mask_into_by_kind(value, plan, scratch, out, |_, label| hit(label))
+    }
+
+    /// [`Masker::mask_into`] whose `hit` is also told the built-in
+    /// detector (`None` for a custom detector, word list or column rule),
+    /// so that a caller can count per detector without comparing names.
+    pub fn mask_into_by_kind(
+        &self,
+        value: &[u8],
+        plan: &ColumnPlan,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+        mut hit: impl FnMut(Option<Detector>, &str),
+    ) -> bool {
         if let Some(r) = plan.rule {
             let rule = &self.rules[r];
             if plan.json {
@@ -455,7 +469,7 @@ impl Masker {
                     &self.key,
                 );
             }
-            hit(&rule.label);
+            hit(None, &rule.label);
             return true;
         }
         scratch.found.clear();
@@ -477,7 +491,11 @@ impl Masker {
                 &self.key,
             );
             at = f.end;
-            hit(label);
+            let builtin = match f.kind {
+                Kind::Builtin(d) => Some(d),
+                Kind::Custom(_) | Kind::Words(_) => None,
+            };
+            hit(builtin, label);
         }
         out.extend_from_slice(&value[at..]);
         true

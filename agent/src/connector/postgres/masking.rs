@@ -56,6 +56,7 @@ use hoop_proto::pg::{Format, RawMessage};
 
 use super::track::{Expect, Track};
 use super::types::{self, Catalog, Class, Num};
+use crate::config::mask::Detector;
 use crate::mask::{ColumnContext, ColumnPlan, MaskResult, MaskSummary, Masker, Scratch, TypeHint};
 
 /// Statements and portals whose columns are remembered per session.
@@ -377,7 +378,10 @@ fn value(masker: &Masker, col: &Col, v: &[u8], tally: &mut MaskSummary) -> Out {
 struct Counts {
     /// Values masked per column of the current result.
     per_column: Vec<u64>,
-    /// Matches per detector or rule name.
+    /// Matches per built-in detector, by `Detector as usize`: counted
+    /// without comparing names.
+    builtin: [u64; Detector::ALL.len()],
+    /// Matches per custom detector, word list or rule name.
     detectors: Vec<(String, u64)>,
 }
 
@@ -387,7 +391,11 @@ impl Counts {
         self.per_column.resize(columns, 0);
     }
 
-    fn hit(&mut self, detector: &str) {
+    fn hit(&mut self, builtin: Option<Detector>, detector: &str) {
+        if let Some(d) = builtin {
+            self.builtin[d as usize] += 1;
+            return;
+        }
         match self.detectors.iter_mut().find(|(d, _)| d == detector) {
             Some((_, n)) => *n += 1,
             None => self.detectors.push((detector.to_string(), 1)),
@@ -405,6 +413,12 @@ impl Counts {
                     }
                     *n = 0;
                 }
+            }
+        }
+        for d in Detector::ALL {
+            let n = std::mem::take(&mut self.builtin[d as usize]);
+            if n > 0 {
+                *tally.detectors.entry(d.as_str().to_string()).or_default() += n;
             }
         }
         for (d, n) in self.detectors.drain(..) {
@@ -453,7 +467,9 @@ fn write_row(c: RowCtx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, Strin
                 let counts = &mut *c.counts;
                 let hit = c
                     .masker
-                    .mask_into(v, &col.plan, c.scratch, out, |d| counts.hit(d));
+                    .mask_into_by_kind(v, &col.plan, c.scratch, out, |d, label| {
+                        counts.hit(d, label)
+                    });
                 if hit {
                     counts.per_column[i] += 1;
                 }
@@ -1148,6 +1164,31 @@ mod tests {
             (rounds * bytes) as f64 / el.as_secs_f64() / 1e6,
             tally.values
         );
+    }
+
+    #[test]
+    fn counts_fold_builtin_and_named_hits_together() {
+        let mut counts = Counts::default();
+        counts.reset(2);
+        counts.hit(Some(Detector::Email), "email");
+        counts.hit(Some(Detector::Email), "email");
+        counts.hit(Some(Detector::Card), "card");
+        // A column rule or custom detector may share a built-in's name.
+        counts.hit(None, "email");
+        counts.hit(None, "employee_ids");
+        let mut tally = MaskSummary::default();
+        counts.fold(None, &mut tally);
+        let got: Vec<_> = tally
+            .detectors
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(got, [("card", 1), ("email", 3), ("employee_ids", 1)]);
+        // Folded counts start again from zero.
+        counts.hit(Some(Detector::Card), "card");
+        counts.fold(None, &mut tally);
+        assert_eq!(tally.detectors["card"], 2);
+        assert_eq!(tally.detectors["email"], 3);
     }
 
     /// Rows as `scripts/bench-mask.sh` generates them (same parts, same

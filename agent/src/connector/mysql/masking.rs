@@ -255,12 +255,25 @@ impl Cols {
             // In text rows every column is a string; byte strings only
             // under a column rule.
             let scan = col.how != How::Opaque || col.plan.whole_value();
-            s.value.clear();
-            if scan && masker.mask_into(v, &col.plan, &mut s.mask, &mut s.value, |d| tally.hit(d)) {
+            // Masked straight into `out` after a one-byte length, which
+            // is how lengths below 251 are written; longer values (rare)
+            // are moved out and written again with their wider length.
+            let at = out.len();
+            out.push(0);
+            if scan && masker.mask_into(v, &col.plan, &mut s.mask, out, |d| tally.hit(d)) {
                 tally.value_in(&col.name);
-                put_text_value(out, Some(&s.value));
+                match u8::try_from(out.len() - at - 1) {
+                    Ok(n) if n < 0xFB => out[at] = n,
+                    _ => {
+                        s.value.clear();
+                        s.value.extend_from_slice(&out[at + 1..]);
+                        out.truncate(at);
+                        put_text_value(out, Some(&s.value));
+                    }
+                }
                 changed = true;
             } else {
+                out.truncate(at);
                 put_text_value(out, Some(v));
             }
         }
@@ -375,6 +388,7 @@ impl Cols {
 pub struct RowScratch {
     ranges: Vec<Option<Range<usize>>>,
     mask: Scratch,
+    /// A masked value of 251 bytes or more, while its length is widened.
     value: Vec<u8>,
 }
 
@@ -441,6 +455,9 @@ mod tests {
                     proptest::strategy::Just("card 4242 4242 4242 4242 ok".to_string()),
                     proptest::strategy::Just("{\"a\": \"x@example.org\"}".to_string()),
                     "[ -~]{0,40}",
+                    // Around and past 251 bytes, where a length takes
+                    // more than one byte.
+                    "(zoe@example\\.com [a-z ]{0,12}){8,40}",
                 ]),
                 5,
             ),

@@ -44,13 +44,20 @@ pub struct ExecSeen {
 
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-pub(super) fn exec(st: &State, mut req: Request<Incoming>, ns: &str, name: &str) -> Response<Body> {
-    if st.get("pods", ns, name).is_none() {
-        return status(
+/// The API server's 404 for a pod that is not there, or `None`.
+pub(super) fn pod_missing(st: &State, ns: &str, name: &str) -> Option<Response<Body>> {
+    st.get("pods", ns, name).is_none().then(|| {
+        status(
             StatusCode::NOT_FOUND,
             "NotFound",
             &format!("pods \"{name}\" not found"),
-        );
+        )
+    })
+}
+
+pub(super) fn exec(st: &State, mut req: Request<Incoming>, ns: &str, name: &str) -> Response<Body> {
+    if let Some(missing) = pod_missing(st, ns, name) {
+        return missing;
     }
     let h = req.headers();
     let is_ws = h

@@ -85,12 +85,8 @@ pub(super) fn portforward(
     ns: &str,
     name: &str,
 ) -> Response<Body> {
-    if st.get("pods", ns, name).is_none() {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("pods \"{name}\" not found"),
-        );
+    if let Some(missing) = super::exec::pod_missing(st, ns, name) {
+        return missing;
     }
     let h = req.headers();
     let upgrade = h

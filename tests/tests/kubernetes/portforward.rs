@@ -137,6 +137,24 @@ fn forwarded(api: &KubeApi, n: u32) -> Vec<hoop_tests::kube_api::PortForwardSeen
     .unwrap_or_else(|e| panic!("{e}: {:?}", api.portforwards()))
 }
 
+/// One port-forward with `cmd`: the traffic of [`exercise`], then the
+/// stand-in must have seen one upgraded connection over `transport` with
+/// four data streams to port 80, every byte both ways.
+async fn forward_once(api: &KubeApi, cmd: Command, websocket: bool, transport: &str) {
+    let before = api.portforwards().len();
+    let before_finished: u32 = api.portforwards().iter().map(|p| p.finished).sum();
+    let pf = PortForward::start(cmd, websocket).await;
+    let sent = exercise(&pf).await;
+    let seen = forwarded(api, before_finished + 4);
+    pf.stop();
+    let seen = &seen[before..];
+    assert_eq!(seen.len(), 1, "one upgraded connection: {seen:?}");
+    assert_eq!(seen[0].transport, transport);
+    assert_eq!(seen[0].ports, [80, 80, 80, 80]);
+    assert_eq!(seen[0].bytes_in, sent);
+    assert_eq!(seen[0].bytes_out, sent);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn port_forward_against_the_stand_in_over_websocket_and_spdy() {
     let api = KubeApi::start(TOKEN).await.unwrap();
@@ -158,18 +176,7 @@ async fn port_forward_against_the_stand_in_over_websocket_and_spdy() {
         c
     };
     for (websocket, transport) in [(true, "websocket"), (false, "spdy")] {
-        let before = api.portforwards().len();
-        let before_finished: u32 = api.portforwards().iter().map(|p| p.finished).sum();
-        let pf = PortForward::start(direct(), websocket).await;
-        let sent = exercise(&pf).await;
-        let seen = forwarded(&api, before_finished + 4);
-        pf.stop();
-        let seen = &seen[before..];
-        assert_eq!(seen.len(), 1, "one upgraded connection: {seen:?}");
-        assert_eq!(seen[0].transport, transport);
-        assert_eq!(seen[0].ports, [80, 80, 80, 80]);
-        assert_eq!(seen[0].bytes_in, sent);
-        assert_eq!(seen[0].bytes_out, sent);
+        forward_once(&api, direct(), websocket, transport).await;
     }
 
     // A port the pod does not listen on: the error stream says so, and
@@ -203,18 +210,7 @@ async fn port_forward_through_hoop_over_websocket_and_spdy() {
         if refuse {
             api.refuse_websocket_port_forward();
         }
-        let before = api.portforwards().len();
-        let before_finished: u32 = api.portforwards().iter().map(|p| p.finished).sum();
-        let pf = PortForward::start(k.cmd(&[]), websocket).await;
-        let sent = exercise(&pf).await;
-        let seen = forwarded(&api, before_finished + 4);
-        pf.stop();
-        let seen = &seen[before..];
-        assert_eq!(seen.len(), 1, "one upgraded connection: {seen:?}");
-        assert_eq!(seen[0].transport, transport);
-        assert_eq!(seen[0].ports, [80, 80, 80, 80]);
-        assert_eq!(seen[0].bytes_in, sent);
-        assert_eq!(seen[0].bytes_out, sent);
+        forward_once(&api, k.cmd(&[]), websocket, transport).await;
     }
 
     // The agent's token, and only it, reached the API server.

@@ -492,6 +492,16 @@ get() { # PATH KEY: the median of KEY's values for PATH, or "-"
 all() { # PATH KEY: every value of KEY for PATH, comma-separated
     if [[ -s $RES/$1.$2 ]]; then paste -sd, "$RES/$1.$2" | sed 's/,/, /g'; else echo -; fi
 }
+# paired A B KEY: the median over the rounds of A's KEY divided by B's in
+# the same round: the machine's drift over a run cancels out of each
+# round's own ratio.
+paired() {
+    if [[ -s $RES/$1.$3 && -s $RES/$2.$3 ]]; then
+        paste "$RES/$1.$3" "$RES/$2.$3" | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median
+    else
+        echo -
+    fi
+}
 # ratio4 A B: A/B to four decimals (for the verdicts), or "-".
 ratio4() {
     awk -v a="$1" -v b="$2" 'BEGIN {
@@ -544,6 +554,12 @@ report() {
     echo "| point selects/s, $CLIENTS clients, hoop / ssh -L | $(ratio "$q8h" "$q8s") | ≥ 1.5 | $(verdict "$(ratio4 "$q8h" "$q8s")" 1.5 higher) |"
     echo "| bulk throughput, hoop / direct (wall direct / hoop) | $(ratio "$bd" "$bh") | ≥ 0.95 | $(verdict "$(ratio4 "$bd" "$bh")" 0.95 higher) |"
     echo "| bulk wall time, masking on / off | $(ratio "$bm" "$bh") | ≤ 1.15 | $(verdict "$(ratio4 "$bm" "$bh")" 1.15 lower) |"
+    if ((ROUNDS > 1)); then
+        local pd pm
+        pd=$(paired direct hoop bulk_s) pm=$(paired hoop_mask hoop bulk_s)
+        echo "| … bulk, hoop / direct, median of the rounds' own ratios | $(ratio "$pd" 1) | ≥ 0.95 | $(verdict "$pd" 0.95 higher) |"
+        echo "| … bulk, masking on / off, median of the rounds' own ratios | $(ratio "$pm" 1) | ≤ 1.15 | $(verdict "$pm" 1.15 lower) |"
+    fi
     echo
     echo "CPU time (user + system) of the path's own processes (ssh + sshd; hoop-agent + hoop connect), of the server (mariadbd) and of the client:"
     echo

@@ -363,16 +363,8 @@ ratio4() {
         if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.4f\n", a / b }'
 }
 
-# paired PATH: the median over the rounds of PATH's wall time divided by
-# the unmasked path's in the same round: the machine's drift over a run
-# (rounds here moved by 30 %) cancels out of each round's own ratio.
-paired() {
-    if [[ -s $RES/$1.wall_s && -s $RES/hoop.wall_s ]]; then
-        paste "$RES/$1.wall_s" "$RES/hoop.wall_s" | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median
-    else
-        echo -
-    fi
-}
+# paired PATH: PATH's wall time over the unmasked path's, round by round.
+paired() { paired_median "$RES/$1.wall_s" "$RES/hoop.wall_s"; }
 
 report() {
     local cpu path w off extra

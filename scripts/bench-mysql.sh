@@ -492,16 +492,8 @@ get() { # PATH KEY: the median of KEY's values for PATH, or "-"
 all() { # PATH KEY: every value of KEY for PATH, comma-separated
     if [[ -s $RES/$1.$2 ]]; then paste -sd, "$RES/$1.$2" | sed 's/,/, /g'; else echo -; fi
 }
-# paired A B KEY: the median over the rounds of A's KEY divided by B's in
-# the same round: the machine's drift over a run cancels out of each
-# round's own ratio.
-paired() {
-    if [[ -s $RES/$1.$3 && -s $RES/$2.$3 ]]; then
-        paste "$RES/$1.$3" "$RES/$2.$3" | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median
-    else
-        echo -
-    fi
-}
+# paired A B KEY: A's KEY over B's, round by round.
+paired() { paired_median "$RES/$1.$3" "$RES/$2.$3"; }
 # ratio4 A B: A/B to four decimals (for the verdicts), or "-".
 ratio4() {
     awk -v a="$1" -v b="$2" 'BEGIN {

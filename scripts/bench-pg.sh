@@ -129,6 +129,17 @@ median() {
         }'
 }
 
+# paired_median A B: the median of A's values divided by B's, line by
+# line (the same rounds), or "-": the machine's drift over a run (rounds
+# here moved by 30 %) cancels out of each round's own ratio.
+paired_median() {
+    if [[ -s $1 && -s $2 ]]; then
+        paste "$1" "$2" | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median
+    else
+        echo -
+    fi
+}
+
 # Sourced for the helpers above: stop here.
 [[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 

@@ -113,6 +113,16 @@ fn extension(v: &[u8], e: usize) -> Option<usize> {
 pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     let v = sc.v;
     let run0_end = digits_end(v, i);
+    // A lone run of fewer than seven digits, no separator and digit after
+    // it (a house number, a zip code, a count, an hour, digits glued to a
+    // name): the commonest digits in text, settled first. It is a small
+    // group, so this is what the paths below return for it: glued to a
+    // word it is skipped with the word (`glued_end` lets through only the
+    // words an IBAN or NIE can end in, and a small group is no NIE), and
+    // otherwise only an IBAN can start at it.
+    if run0_end - i < 7 && separator(v, run0_end).is_none() {
+        return iban_at(sc, i).unwrap_or_else(|| word_end(v, run0_end));
+    }
     if let Some(end) = glued_end(v, i, run0_end) {
         return end;
     }
@@ -299,8 +309,10 @@ fn may_be_distinctive(runs: &[Run]) -> bool {
 /// `Z`, maybe with a `-`). This is what `at_digit` itself returns for
 /// them: a small group is skipped whole; otherwise a date is skipped, or
 /// else the word, which no detector may start inside (the `+`/`(` lead
-/// and DNI checks come after its glued-to-a-word refusal).
-#[inline]
+/// and DNI checks come after its glued-to-a-word refusal). Inlined by
+/// hand: behind `at_digit`'s first fast path the compiler stopped doing
+/// it, which cost the glued identifiers a call.
+#[inline(always)]
 fn glued_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
     let prev = *v.get(i.checked_sub(1)?)?;
     let letter = prev.is_ascii_alphabetic();

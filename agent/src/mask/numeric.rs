@@ -126,6 +126,13 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     if let Some(end) = glued_end(v, i, run0_end) {
         return end;
     }
+    // Dates are tried before small groups: a date is no small group
+    // (eight digits), and its runs would be collected twice.
+    if run0_end - i == 4 && (i == 0 || !matches!(v[i - 1], b'+' | b'(')) {
+        if let Some(end) = datetime_end(v, run0_end) {
+            return end;
+        }
+    }
     // Most digits in text are small groups (house numbers, prices, times,
     // counts, digits glued to a name): settle those before the
     // bookkeeping below. A group this small is no date (eight digits) and
@@ -136,11 +143,6 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
                 return end;
             }
             return word_end(v, last);
-        }
-    }
-    if run0_end - i == 4 && (i == 0 || !matches!(v[i - 1], b'+' | b'(')) {
-        if let Some(end) = datetime_end(v, run0_end) {
-            return end;
         }
     }
     let prev = if i > 0 { v[i - 1] } else { b' ' };
@@ -327,14 +329,15 @@ fn glued_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
     if prev == b'-' && nie(v[i - 2]) {
         return None;
     }
-    if run0_end - i < 7 {
-        if let Some(last) = small_group_end(v, i, run0_end) {
-            return Some(word_end(v, last));
-        }
-    }
+    // A date first, as in `at_digit`.
     if run0_end - i == 4 {
         if let Some(end) = datetime_end(v, run0_end) {
             return Some(end);
+        }
+    }
+    if run0_end - i < 7 {
+        if let Some(last) = small_group_end(v, i, run0_end) {
+            return Some(word_end(v, last));
         }
     }
     Some(word_end(v, run0_end))

@@ -212,27 +212,24 @@ fn is_not_personal_word(word: &[u8]) -> bool {
 pub fn not_personal(v: &[u8], at: usize) -> bool {
     let mut e = at;
     for _ in 0..2 {
-        // Skip separators: spaces, `#`, `:`, `.`, `(`, `=`.
-        // (Iterators over a bounded slice: no bounds check per byte.)
-        e -= v[e.saturating_sub(4)..e]
-            .iter()
-            .rev()
-            .take_while(|b| !b.is_ascii_alphanumeric())
-            .count();
-        let s = e - v[e.saturating_sub(12)..e]
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_alphabetic())
-            .count();
-        if s == e || (s > 0 && v[s - 1].is_ascii_alphanumeric()) {
+        // Skip separators: spaces, `#`, `:`, `.`, `(`, `=` (at most four).
+        let mut skipped = 0;
+        while skipped < 4 && e > 0 && !v[e - 1].is_ascii_alphanumeric() {
+            e -= 1;
+            skipped += 1;
+        }
+        // The letters before `e`, eight bytes at once: no listed word is
+        // longer, and a longer one has a letter before these eight, which
+        // refuses it like any word glued to a letter or digit.
+        let x = eight_before(v, e);
+        let n = ((!letters(x) & HIGH).trailing_zeros() / 8) as usize;
+        let s = e - n;
+        if n == 0 || (s > 0 && v[s - 1].is_ascii_alphanumeric()) {
             return false;
         }
-        // At most twelve letters: lowercased once (`| 0x20` lowercases a
-        // letter), compared exactly.
-        let mut low = [0u8; 16];
-        low[..e - s].copy_from_slice(&v[s..e]);
-        let low = (u128::from_le_bytes(low) | u128::from_le_bytes([0x20; 16])).to_le_bytes();
-        let word = &low[..e - s];
+        // `| 0x20` lowercases a letter.
+        let low = (x | 0x2020_2020_2020_2020).to_be_bytes();
+        let word = &low[8 - n..];
         if is_not_personal_word(word) {
             return true;
         }
@@ -242,6 +239,30 @@ pub fn not_personal(v: &[u8], at: usize) -> bool {
         e = s;
     }
     false
+}
+
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// `v[e - 8..e]` as a big-endian number, so that `v[e - 1]` is its low
+/// byte; bytes before the start of `v` are zeros.
+fn eight_before(v: &[u8], e: usize) -> u64 {
+    match v[..e].last_chunk::<8>() {
+        Some(c) => u64::from_be_bytes(*c),
+        None => v[..e].iter().fold(0, |a, &b| a << 8 | u64::from(b)),
+    }
+}
+
+/// The high bit of each byte of `x` that is an ASCII letter. Per byte,
+/// `| 0x20` maps both cases to `a..=z` (and nothing else there); on its
+/// low seven bits, `+ 0x1f` sets the high bit from `a` up and `+ 0x05`
+/// from past `z`, without carrying into the next byte; a byte with its
+/// own high bit set is no letter.
+fn letters(x: u64) -> u64 {
+    const LOW7: u64 = !HIGH;
+    let low = (x | 0x2020_2020_2020_2020) & LOW7;
+    let from_a = low + 0x1f1f_1f1f_1f1f_1f1f;
+    let past_z = low + 0x0505_0505_0505_0505;
+    from_a & !past_z & !x & HIGH
 }
 
 #[cfg(test)]
@@ -276,6 +297,35 @@ mod tests {
         assert!(!not_personal(b"order paid with card 1", 21));
         assert!(!not_personal(b"1", 0));
         assert!(!not_personal(b"x-ray 1", 6));
+    }
+
+    #[test]
+    fn letters_agree_with_a_byte_test() {
+        for b in 0..=255u8 {
+            let x = u64::from_le_bytes([b'1', b'a', b, b'Z', b' ', b, b'z', b'@']);
+            let want = [
+                false,
+                true,
+                b.is_ascii_alphabetic(),
+                true,
+                false,
+                b.is_ascii_alphabetic(),
+                true,
+                false,
+            ];
+            let got = letters(x).to_le_bytes().map(|m| m == 0x80);
+            assert_eq!(got, want, "{b:#x}");
+        }
+        let v = b"ab order";
+        for e in 0..=v.len() {
+            let mut want = [0u8; 8];
+            want[8 - e..].copy_from_slice(&v[..e]);
+            assert_eq!(eight_before(v, e), u64::from_be_bytes(want));
+        }
+        assert_eq!(
+            eight_before(b"xx tracking", 11),
+            u64::from_be_bytes(*b"tracking")
+        );
     }
 
     #[test]

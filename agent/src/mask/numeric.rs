@@ -279,20 +279,31 @@ fn restart_run(v: &[u8], runs: &[Run]) -> Option<usize> {
     // A later run can start a number only after a space or parenthesis
     // (after a joiner it is glued to this one), so resume at the first
     // such run.
-    let mut k = (1..m).find(|&k| {
-        v[runs[k - 1].e..runs[k].s]
-            .iter()
-            .any(|&b| matches!(b, b' ' | b'(' | b')'))
-    });
+    let mut k = (1..m).find(|&k| spaced(v, runs[k - 1], runs[k]))?;
     // Digits in groups of four or so (`9400 1000 1234 5678 9012 00`, a
     // tracking number) would restart here at every run to find nothing
     // each time: skip the restarts that cannot find anything.
     if m <= MAX_RUNS {
-        while let Some(r) = k.filter(|&r| fruitless_restart(v, runs, r)) {
-            k = (r + 1 < m).then_some(r + 1);
+        while fruitless_restart(v, runs, k) {
+            k += 1;
+            if k == m {
+                return None;
+            }
         }
     }
-    k
+    Some(k)
+}
+
+/// Whether the separator between the runs `a` and `b` of a group holds a
+/// space or parenthesis. A separator of two bytes always holds a
+/// parenthesis (see `separator`), so only one byte needs looking at.
+fn spaced(v: &[u8], a: Run, b: Run) -> bool {
+    b.s - a.e == 2 || matches!(v[a.e], b' ' | b'(' | b')')
+}
+
+/// Whether the runs `a` and `b` of a group are separated by one space.
+fn one_space(v: &[u8], a: Run, b: Run) -> bool {
+    b.s - a.e == 1 && v[a.e] == b' '
 }
 
 /// Whether a window of the group `runs` can be an SSN or CPF of more
@@ -353,11 +364,11 @@ fn glued_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
 /// eight, or `NN.NNN.NNN`; a date needs `-`, `/` or `.` after its year).
 /// There is no letter just before it, so no IBAN or NIE starts there.
 fn fruitless_restart(v: &[u8], runs: &[Run], k: usize) -> bool {
-    let len = |r: &Run| r.e - r.s;
-    v[runs[k - 1].e..runs[k].s] == *b" "
-        && len(&runs[k - 1]) >= 3
-        && len(&runs[k]) < 7
-        && (k + 1 == runs.len() || v[runs[k].e..runs[k + 1].s] == *b" ")
+    let len = |r: Run| r.e - r.s;
+    one_space(v, runs[k - 1], runs[k])
+        && len(runs[k - 1]) >= 3
+        && len(runs[k]) < 7
+        && (k + 1 == runs.len() || one_space(v, runs[k], runs[k + 1]))
 }
 
 /// An IBAN whose check digits start at `i`: pushed, and its end. The

@@ -38,6 +38,14 @@ fn digits_end(v: &[u8], mut i: usize) -> usize {
         }
         i += 8;
     }
+    // Fewer than eight bytes left (a zip code, the last run of a
+    // reference): the value's last eight, shifted so that byte `i` comes
+    // first and zeros, which are not digits, follow the end.
+    let left = v.len() - i;
+    if let Some(c) = v.last_chunk::<8>().filter(|_| left > 0) {
+        let non = non_digits(u64::from_le_bytes(*c) >> (8 * (8 - left)));
+        return i + (non.trailing_zeros() / 8) as usize;
+    }
     while i < v.len() && v[i].is_ascii_digit() {
         i += 1;
     }

@@ -134,23 +134,11 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     if let Some(end) = glued_end(v, i, run0_end) {
         return end;
     }
-    // Dates are tried before small groups: a date is no small group
-    // (eight digits), and its runs would be collected twice.
+    // Timestamps match no detector: skipped whole before the group is
+    // collected.
     if run0_end - i == 4 && (i == 0 || !matches!(v[i - 1], b'+' | b'(')) {
         if let Some(end) = datetime_end(v, run0_end) {
             return end;
-        }
-    }
-    // Most digits in text are small groups (house numbers, prices, times,
-    // counts, digits glued to a name): settle those before the
-    // bookkeeping below. A group this small is no date (eight digits) and
-    // no NIE (seven in a row); only an IBAN can start at it.
-    if run0_end - i < 7 {
-        if let Some(last) = small_group_end(v, i, run0_end) {
-            if let Some(end) = iban_at(sc, i) {
-                return end;
-            }
-            return word_end(v, last);
         }
     }
     let prev = if i > 0 { v[i - 1] } else { b' ' };
@@ -192,11 +180,15 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
         m += 1;
     }
     // Too few digits for any detector (a dotted quad needs four runs):
-    // skip the whole group. Most digits in text (house numbers, prices,
-    // times, short counts) end here. Done before the checks below since
-    // no later run of a group this small can start a number either: its
-    // runs are a suffix of these (the group ended before MAX_RUNS), with
-    // fewer digits and runs still.
+    // skip the whole group. Small groups of one run were settled at the
+    // top; prices and versions (`12.99`, `2.3.1`) end here, after the
+    // IBAN check and a NIE check that cannot match (it needs seven digits
+    // in a row). Their runs are collected once here, as are those of the
+    // larger groups that start with a short run (`(415) 555-...`, `9400
+    // 1000 ...`), which a small-group test up front collected twice. Done
+    // before the checks below since no later run of a group this small
+    // can start a number either: its runs are a suffix of these (the
+    // group ended before MAX_RUNS), with fewer digits and runs still.
     if total < 4 || (total < 7 && m < 4) {
         return word_end(v, runs[m - 1].e);
     }

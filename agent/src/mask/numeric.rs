@@ -319,12 +319,17 @@ fn may_be_distinctive(runs: &[Run]) -> bool {
 /// Digits glued to a word (`smith338@`, `ORD-2024`, `v2.3`), settled
 /// without the rest of `at_digit`: where it resumes, or `None` when the
 /// word before could start an IBAN (two capitals) or an NIE (`X`, `Y`,
-/// `Z`, maybe with a `-`). This is what `at_digit` itself returns for
-/// them: a small group is skipped whole; otherwise a date is skipped, or
-/// else the word, which no detector may start inside (the `+`/`(` lead
-/// and DNI checks come after its glued-to-a-word refusal). Inlined by
-/// hand: behind `at_digit`'s first fast path the compiler stopped doing
-/// it, which cost the glued identifiers a call.
+/// `Z`, maybe with a `-`). A date is skipped whole, as `at_digit` does;
+/// otherwise the word, which no detector may start inside (the `+`/`(`
+/// lead and DNI checks come after its glued-to-a-word refusal). The
+/// rest of a small group (`v2.3`, `abc12-34`) is left to the scan: each
+/// later run is glued to the one before or, after a space or
+/// parenthesis, a smaller group still, with no IBAN before it; and the
+/// separators between are no triggers, or a `-` that starts no PEM
+/// header. Looking for the group's end here would cost every glued
+/// identifier that is no small group (`ORD-2024-0001234`) a look at its
+/// next run. Inlined by hand: behind `at_digit`'s first fast path the
+/// compiler stopped doing it, which cost the glued identifiers a call.
 #[inline(always)]
 fn glued_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
     let prev = *v.get(i.checked_sub(1)?)?;
@@ -340,15 +345,9 @@ fn glued_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
     if prev == b'-' && nie(v[i - 2]) {
         return None;
     }
-    // A date first, as in `at_digit`.
     if run0_end - i == 4 {
         if let Some(end) = datetime_end(v, run0_end) {
             return Some(end);
-        }
-    }
-    if run0_end - i < 7 {
-        if let Some(last) = small_group_end(v, i, run0_end) {
-            return Some(word_end(v, last));
         }
     }
     Some(word_end(v, run0_end))
@@ -392,29 +391,6 @@ fn iban_after_letters(sc: &mut Scan<'_>, i: usize) -> Option<usize> {
         return Some(end);
     }
     None
-}
-
-/// The end of the group of digit runs starting with `i..run0_end` when
-/// it is too small for any detector (fewer than four digits, or fewer
-/// than seven in fewer than four runs: only a dotted quad has fewer than
-/// seven), as `at_digit` collects groups; `None` when it is larger.
-fn small_group_end(v: &[u8], i: usize, run0_end: usize) -> Option<usize> {
-    let (mut e, mut total, mut m) = (run0_end, run0_end - i, 1);
-    if total >= 7 {
-        return None;
-    }
-    while m <= MAX_RUNS {
-        let Some(next) = separator(v, e) else {
-            break;
-        };
-        e = digits_end(v, next);
-        total += e - next;
-        m += 1;
-        if total >= 7 || (total >= 4 && m >= 4) {
-            return None;
-        }
-    }
-    Some(e)
 }
 
 /// Timestamps are the most common digits in a row and match no

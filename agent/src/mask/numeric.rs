@@ -118,6 +118,7 @@ fn extension(v: &[u8], e: usize) -> Option<usize> {
 
 /// Called at a digit `i` whose previous byte is not a digit. Returns where
 /// scanning resumes (always past `i`).
+#[inline]
 pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     let v = sc.v;
     let run0_end = digits_end(v, i);
@@ -131,6 +132,15 @@ pub(super) fn at_digit(sc: &mut Scan<'_>, i: usize) -> usize {
     if run0_end - i < 7 && separator(v, run0_end).is_none() {
         return iban_at(sc, i).unwrap_or_else(|| word_end(v, run0_end));
     }
+    group_at(sc, i, run0_end)
+}
+
+/// `at_digit` past its first fast path, where the run from `i` to
+/// `run0_end` is joined to more runs or has seven digits or more. Kept
+/// out of the scan loop that the fast path is inlined into.
+#[inline(never)]
+fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
+    let v = sc.v;
     if let Some(end) = glued_end(v, i, run0_end) {
         return end;
     }

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes};
 
-use crate::pg::wire::{Reader, count16, nullable_len, put_header, put_nullable};
+use crate::pg::wire::{HEADER_LEN, Reader, count16, nullable_len, put_header, put_nullable};
 use crate::pg::{DecodeError, EncodeError, RawMessage};
 
 /// A row whose values are ranges into the message it came in.
@@ -80,18 +80,115 @@ impl DataRow {
 /// and can be reused from row to row.
 pub fn data_row_ranges(msg: &[u8], out: &mut Vec<Option<Range<usize>>>) -> Result<(), DecodeError> {
     out.clear();
+    walk(msg, |r| out.push(r)).map(|_| ())
+}
+
+/// Checks a whole `D` message held in `msg` (tag and length word
+/// included) as [`data_row_ranges`] does, without storing anything, and
+/// returns its values in column order: [`RowValues`].
+pub fn data_row_values(msg: &[u8]) -> Result<RowValues<'_>, DecodeError> {
+    let count = walk(msg, |_| {})?;
+    Ok(RowValues {
+        msg,
+        pos: HEADER_LEN + 2,
+        left: count,
+    })
+}
+
+/// Reads `msg`'s values, handing `each` every value's range in turn; the
+/// number of values. The checks and errors of [`Reader`] (as
+/// [`DataRow::decode`] makes them), in a loop lean enough to run on every
+/// row of a masked result.
+#[inline]
+fn walk(msg: &[u8], mut each: impl FnMut(Option<Range<usize>>)) -> Result<usize, DecodeError> {
+    let invalid = |reason| DecodeError::Invalid { tag: b'D', reason };
+    let short = || invalid("message ends inside a field");
     if msg.first() != Some(&b'D') {
         return Err(DecodeError::UnexpectedTag(
             msg.first().copied().unwrap_or(0),
         ));
     }
-    let mut r = Reader::new(msg, crate::pg::wire::HEADER_LEN, b'D');
-    let n = r.count16(4)?;
-    out.reserve(n);
-    for _ in 0..n {
-        out.push(r.nullable_range()?);
+    let (count, mut rest) = msg
+        .get(HEADER_LEN..)
+        .and_then(<[u8]>::split_first_chunk::<2>)
+        .ok_or_else(short)?;
+    let n = usize::from(u16::from_be_bytes(*count));
+    if n.saturating_mul(4) > rest.len() {
+        return Err(invalid("count larger than the message"));
     }
-    r.finish()
+    for _ in 0..n {
+        let (word, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+        match i32::from_be_bytes(*word) {
+            -1 => {
+                each(None);
+                rest = tail;
+            }
+            len if len < 0 => return Err(invalid("negative value length other than -1")),
+            len => {
+                let (_, after) = tail.split_at_checked(len as usize).ok_or_else(short)?;
+                let pos = msg.len() - tail.len();
+                each(Some(pos..pos + len as usize));
+                rest = after;
+            }
+        }
+    }
+    if !rest.is_empty() {
+        return Err(invalid("trailing bytes after the last field"));
+    }
+    Ok(n)
+}
+
+/// One value of a checked row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowValue<'a> {
+    /// Where the value lies in the message with its length word.
+    pub span: Range<usize>,
+    /// The bytes; `None` for NULL.
+    pub value: Option<&'a [u8]>,
+}
+
+/// The values of a row checked by [`data_row_values`], in column order,
+/// read as they are iterated (nothing is stored).
+#[derive(Debug, Clone)]
+pub struct RowValues<'a> {
+    msg: &'a [u8],
+    pos: usize,
+    left: usize,
+}
+
+impl RowValues<'_> {
+    /// The row's column count.
+    pub fn columns(&self) -> usize {
+        self.left
+    }
+}
+
+impl<'a> Iterator for RowValues<'a> {
+    type Item = RowValue<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<RowValue<'a>> {
+        // The layout was checked: the `None`s below are not reached, and
+        // would end the values early rather than panic.
+        self.left = self.left.checked_sub(1)?;
+        let start = self.pos;
+        let word = self.msg.get(start..start + 4)?;
+        let len = i32::from_be_bytes(word.try_into().ok()?);
+        let at = start + 4;
+        let (end, value) = match usize::try_from(len) {
+            Ok(len) => (at + len, Some(self.msg.get(at..at + len)?)),
+            Err(_) => (at, None),
+        };
+        self.pos = end;
+        Some(RowValue {
+            span: start..end,
+            value,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
 }
 
 /// Encodes a DataRow from values (`None` is NULL): any byte containers,

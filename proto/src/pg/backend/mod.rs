@@ -17,7 +17,9 @@ use bytes::{BufMut, Bytes};
 pub use super::auth::{Authentication, encode_authentication_ok};
 pub use command_complete::{CommandComplete, encode_command_complete, rows};
 pub use copy::{CopyDirection, CopyResponse};
-pub use data_row::{DataRow, data_row_ranges, encode_data_row};
+pub use data_row::{
+    DataRow, RowValue, RowValues, data_row_ranges, data_row_values, encode_data_row,
+};
 pub use error_notice::{ErrorFields, Severity, encode_error, encode_notice, field};
 pub use extended::{
     ParameterDescription, encode_bind_complete, encode_close_complete, encode_empty_query_response,

@@ -434,3 +434,57 @@ fn data_row_ranges_borrow_and_check() {
     tag[0] = b'T';
     assert!(data_row_ranges(&tag, &mut ranges).is_err());
 }
+
+#[test]
+fn data_row_values_check_first_then_iterate() {
+    use crate::pg::backend::{RowValue, data_row_ranges, data_row_values};
+    let mut msg = Vec::new();
+    encode_data_row(&[Some(&b"ab"[..]), None, Some(&b""[..])], &mut msg).unwrap();
+    let values = data_row_values(&msg).unwrap();
+    assert_eq!(values.columns(), 3);
+    let got: Vec<RowValue<'_>> = values.collect();
+    assert_eq!(
+        got,
+        [
+            RowValue {
+                span: 7..13,
+                value: Some(&b"ab"[..])
+            },
+            RowValue {
+                span: 13..17,
+                value: None
+            },
+            RowValue {
+                span: 17..21,
+                value: Some(&b""[..])
+            },
+        ]
+    );
+    assert_eq!(got[2].span.end, msg.len());
+    // The same errors as data_row_ranges, for every truncation and for
+    // each length word set to something that does not fit.
+    let mut ranges = Vec::new();
+    for cut in 0..msg.len() {
+        assert_eq!(
+            data_row_values(&msg[..cut]).map(|_| ()).unwrap_err(),
+            data_row_ranges(&msg[..cut], &mut ranges).unwrap_err(),
+        );
+    }
+    for (at, word) in [(7, 1000i32), (7, -2), (13, 5), (17, 1), (5, 4), (5, 2)] {
+        let mut bad = msg.clone();
+        if at == 5 {
+            bad[5..7].copy_from_slice(&(word as u16).to_be_bytes());
+        } else {
+            bad[at..at + 4].copy_from_slice(&word.to_be_bytes());
+        }
+        assert_eq!(
+            data_row_values(&bad).map(|_| ()).unwrap_err(),
+            data_row_ranges(&bad, &mut ranges).unwrap_err(),
+            "{at} {word}"
+        );
+    }
+    // No columns at all.
+    let mut empty = Vec::new();
+    encode_data_row::<&[u8]>(&[], &mut empty).unwrap();
+    assert_eq!(data_row_values(&empty).unwrap().columns(), 0);
+}

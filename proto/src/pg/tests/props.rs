@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::pg::auth::{SaslInitialResponse, decode_password, decode_sasl_response};
-use crate::pg::backend::{DataRow, encode_data_row};
+use crate::pg::backend::{DataRow, data_row_ranges, data_row_values, encode_data_row};
 use crate::pg::frontend::{Bind, encode_bind};
 
 /// Runs every decoder that could see this message.
@@ -86,6 +86,53 @@ proptest! {
         let row = DataRow::decode(&framed(&out)).unwrap();
         let back: Vec<Option<Vec<u8>>> = row.iter().map(|v| v.map(<[u8]>::to_vec)).collect();
         prop_assert_eq!(back, values);
+    }
+
+    /// The row walks the masking relay uses agree with `DataRow::decode`
+    /// on every body, well-formed or not: the same values, the same errors.
+    #[test]
+    fn data_row_walks_agree_with_decode(
+        values in prop::collection::vec(prop::option::of(prop::collection::vec(any::<u8>(), 0..8)), 0..6),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+        poke in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        junk in prop::collection::vec(any::<u8>(), 0..24),
+        use_junk in any::<bool>(),
+    ) {
+        let mut body = if use_junk {
+            junk
+        } else {
+            let mut out = Vec::new();
+            encode_data_row(&values, &mut out).unwrap();
+            out.split_off(5)
+        };
+        if let Some((at, b)) = poke {
+            if !body.is_empty() {
+                let at = at.index(body.len());
+                body[at] = b;
+            }
+        }
+        if let Some(cut) = cut {
+            body.truncate(cut.index(body.len() + 1));
+        }
+        let msg = raw(b'D', &body);
+        let want = DataRow::decode(&msg);
+        let mut ranges = vec![None; 3];
+        let got = data_row_ranges(&msg.bytes, &mut ranges);
+        let walked = data_row_values(&msg.bytes);
+        match want {
+            Ok(row) => {
+                prop_assert_eq!(got, Ok(()));
+                prop_assert_eq!(&ranges, &row.values);
+                let walked = walked.unwrap();
+                prop_assert_eq!(walked.columns(), row.len());
+                let vals: Vec<Option<&[u8]>> = walked.map(|v| v.value).collect();
+                prop_assert_eq!(vals, row.iter().collect::<Vec<_>>());
+            }
+            Err(e) => {
+                prop_assert_eq!(got, Err(e.clone()));
+                prop_assert_eq!(walked.map(|_| ()), Err(e));
+            }
+        }
     }
 
     #[test]

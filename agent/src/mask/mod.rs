@@ -236,6 +236,64 @@ pub struct Scratch {
     found: Vec<scan::Found>,
 }
 
+/// What [`Masker::find`] found in one value, to be written masked with
+/// [`Spans::write`].
+pub struct Spans<'a> {
+    masker: &'a Masker,
+    value: &'a [u8],
+    plan: &'a ColumnPlan,
+    /// Empty under a column rule (the whole value is masked).
+    found: &'a [Found],
+}
+
+impl Spans<'_> {
+    /// Appends the masked value to `out`, calling `hit` once per
+    /// rewritten span with its built-in detector (`None` for a custom
+    /// detector, word list or column rule) and its name.
+    pub fn write(self, out: &mut Vec<u8>, mut hit: impl FnMut(Option<Detector>, &str)) {
+        let (m, value) = (self.masker, self.value);
+        if let Some(r) = self.plan.rule {
+            let rule = &m.rules[r];
+            if self.plan.json {
+                out.extend_from_slice(m.whole(value, rule, true).as_bytes());
+            } else {
+                strategy::render(
+                    out,
+                    value,
+                    &rule.label,
+                    rule.strategy,
+                    rule.keep,
+                    Shape::Generic,
+                    &m.key,
+                );
+            }
+            hit(None, &rule.label);
+            return;
+        }
+        let mut at = 0;
+        for f in self.found {
+            out.extend_from_slice(&value[at..f.start]);
+            let (label, strategy, shape) = m.describe(f.kind);
+            strategy::render(
+                out,
+                &value[f.start..f.end],
+                label,
+                strategy,
+                m.keep,
+                shape,
+                &m.key,
+            );
+            at = f.end;
+            let builtin = match f.kind {
+                Kind::Builtin(d) => Some(d),
+                Kind::Custom(_) | Kind::Words(_) => None,
+            };
+            hit(builtin, label);
+        }
+        out.extend_from_slice(&value[at..]);
+    }
+}
+
 /// Everything about a column that does not depend on its values; compute
 /// it once per result set with [`Masker::plan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,53 +510,39 @@ impl Masker {
         plan: &ColumnPlan,
         scratch: &mut Scratch,
         out: &mut Vec<u8>,
-        mut hit: impl FnMut(Option<Detector>, &str),
+        hit: impl FnMut(Option<Detector>, &str),
     ) -> bool {
-        if let Some(r) = plan.rule {
-            let rule = &self.rules[r];
-            if plan.json {
-                out.extend_from_slice(self.whole(value, rule, true).as_bytes());
-            } else {
-                strategy::render(
-                    out,
-                    value,
-                    &rule.label,
-                    rule.strategy,
-                    rule.keep,
-                    Shape::Generic,
-                    &self.key,
-                );
+        match self.find(value, plan, scratch) {
+            Some(spans) => {
+                spans.write(out, hit);
+                true
             }
-            hit(None, &rule.label);
-            return true;
+            None => false,
         }
-        scratch.found.clear();
-        self.collect(value, ColumnHints::known(plan.hints), &mut scratch.found);
-        if scratch.found.is_empty() {
-            return false;
+    }
+
+    /// The first half of [`Masker::mask_into_by_kind`]: what in `value`
+    /// is to be masked, `None` when nothing is. A caller that copies
+    /// unchanged values in runs learns this before it writes anything.
+    pub fn find<'a>(
+        &'a self,
+        value: &'a [u8],
+        plan: &'a ColumnPlan,
+        scratch: &'a mut Scratch,
+    ) -> Option<Spans<'a>> {
+        if plan.rule.is_none() {
+            scratch.found.clear();
+            self.collect(value, ColumnHints::known(plan.hints), &mut scratch.found);
+            if scratch.found.is_empty() {
+                return None;
+            }
         }
-        let mut at = 0;
-        for f in &scratch.found {
-            out.extend_from_slice(&value[at..f.start]);
-            let (label, strategy, shape) = self.describe(f.kind);
-            strategy::render(
-                out,
-                &value[f.start..f.end],
-                label,
-                strategy,
-                self.keep,
-                shape,
-                &self.key,
-            );
-            at = f.end;
-            let builtin = match f.kind {
-                Kind::Builtin(d) => Some(d),
-                Kind::Custom(_) | Kind::Words(_) => None,
-            };
-            hit(builtin, label);
-        }
-        out.extend_from_slice(&value[at..]);
-        true
+        Some(Spans {
+            masker: self,
+            value,
+            plan,
+            found: &scratch.found,
+        })
     }
 
     fn rewrite<'a>(&self, value: &'a [u8], hints: ColumnHints<'_>) -> MaskResult<'a> {

@@ -431,7 +431,6 @@ impl Counts {
 struct RowCtx<'a> {
     masker: &'a Masker,
     cols: &'a [Col],
-    ranges: &'a mut Vec<Option<Range<usize>>>,
     scratch: &'a mut Scratch,
     counts: &'a mut Counts,
     /// For the rarer types, counted straight into the summary.
@@ -441,71 +440,95 @@ struct RowCtx<'a> {
 /// Appends DataRow `msg` (the whole message) to `out`, masked; returns
 /// whether anything changed (if not, `out` got `msg` byte for byte). Text
 /// values are masked straight into `out`: no allocation per row.
+///
+/// The row's layout is checked whole before anything is written or
+/// counted; then unchanged values are copied in runs (a row with nothing
+/// to mask in one copy), and each changed value is written with its new
+/// length word.
 fn write_row(c: RowCtx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, String> {
-    backend::data_row_ranges(msg, c.ranges).map_err(|e| e.to_string())?;
-    if c.ranges.len() != c.cols.len() {
+    let values = backend::data_row_values(msg).map_err(|e| e.to_string())?;
+    if values.columns() != c.cols.len() {
         return Err(format!(
             "a row has {} values but its result has {} columns",
-            c.ranges.len(),
+            values.columns(),
             c.cols.len()
         ));
     }
     let start = out.len();
-    // Tag, length word (fixed below if the row changes), column count.
-    out.extend_from_slice(&msg[..7]);
-    let mut changed = false;
-    for (i, (r, col)) in c.ranges.iter().zip(c.cols).enumerate() {
-        let Some(r) = r else {
-            out.extend_from_slice(&(-1i32).to_be_bytes());
-            continue;
-        };
-        let v = &msg[r.clone()];
-        let len_at = out.len();
-        out.extend_from_slice(&[0; 4]);
-        let masked = match col.how {
+    let r = rewrite(c, msg, values, out);
+    if r.is_err() {
+        // Nothing half-written leaves.
+        out.truncate(start);
+    }
+    r
+}
+
+/// [`write_row`] once the row's layout is known good.
+fn rewrite(
+    c: RowCtx<'_>,
+    msg: &[u8],
+    values: backend::RowValues<'_>,
+    out: &mut Vec<u8>,
+) -> Result<bool, String> {
+    let start = out.len();
+    // `msg[..copied]` is in `out` already (as it was, or rewritten);
+    // zero while nothing changed.
+    let mut copied = 0;
+    let mut seen = 0;
+    for (i, (val, col)) in values.zip(c.cols).enumerate() {
+        seen += 1;
+        let Some(v) = val.value else { continue };
+        let new = match col.how {
             How::Text => {
-                let counts = &mut *c.counts;
-                let hit = c
-                    .masker
-                    .mask_into_by_kind(v, &col.plan, c.scratch, out, |d, label| {
-                        counts.hit(d, label)
-                    });
-                if hit {
-                    counts.per_column[i] += 1;
-                }
-                hit
-            }
-            _ => match value(c.masker, col, v, c.tally) {
-                Out::Same => false,
-                Out::Value(n) => {
-                    out.extend_from_slice(&n);
-                    true
-                }
-                Out::Null => {
-                    out.truncate(len_at);
-                    out.extend_from_slice(&(-1i32).to_be_bytes());
-                    changed = true;
+                let Some(spans) = c.masker.find(v, &col.plan, c.scratch) else {
                     continue;
-                }
-            },
+                };
+                out.extend_from_slice(&msg[copied..val.span.start]);
+                let len_at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                let counts = &mut *c.counts;
+                spans.write(out, |d, label| counts.hit(d, label));
+                counts.per_column[i] += 1;
+                let n = i32::try_from(out.len() - len_at - 4)
+                    .map_err(|_| "a masked value is too long".to_string())?;
+                out[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
+                copied = val.span.end;
+                continue;
+            }
+            _ => value(c.masker, col, v, c.tally),
         };
-        if masked {
-            changed = true;
-        } else {
-            out.extend_from_slice(v);
+        let new = match new {
+            Out::Same => continue,
+            Out::Value(n) => Some(n),
+            Out::Null => None,
+        };
+        out.extend_from_slice(&msg[copied..val.span.start]);
+        match new {
+            Some(n) => {
+                let len =
+                    i32::try_from(n.len()).map_err(|_| "a masked value is too long".to_string())?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&n);
+            }
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
-        let n = i32::try_from(out.len() - len_at - 4)
-            .map_err(|_| "a masked value is too long".to_string())?;
-        out[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
+        copied = val.span.end;
     }
-    if changed {
-        let len = u32::try_from(out.len() - start - 1)
-            .ok()
-            .filter(|l| *l as usize <= hoop_proto::pg::MAX_MESSAGE_LEN)
-            .ok_or_else(|| "a masked row is too long".to_string())?;
-        out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    if seen != c.cols.len() {
+        // Not reached: the layout was checked.
+        return Err("a row does not decode".into());
     }
-    Ok(changed)
+    if copied == 0 {
+        out.extend_from_slice(msg);
+        return Ok(false);
+    }
+    out.extend_from_slice(&msg[copied..]);
+    let len = u32::try_from(out.len() - start - 1)
+        .ok()
+        .filter(|l| *l as usize <= hoop_proto::pg::MAX_MESSAGE_LEN)
+        .ok_or_else(|| "a masked row is too long".to_string())?;
+    out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    Ok(true)
 }
 
 /// Masks one DataRow on its own: `Ok(None)` when nothing changed.
@@ -514,7 +537,6 @@ pub fn row(
     masker: &Masker,
     cols: &[Col],
     msg: &[u8],
-    ranges: &mut Vec<Option<Range<usize>>>,
     tally: &mut MaskSummary,
 ) -> Result<Option<Vec<u8>>, String> {
     let mut counts = Counts::default();
@@ -524,7 +546,6 @@ pub fn row(
         RowCtx {
             masker,
             cols,
-            ranges,
             scratch: &mut Scratch::default(),
             counts: &mut counts,
             tally,
@@ -634,7 +655,6 @@ pub struct MaskState {
     /// Columns of the rows now flowing.
     current: Option<Arc<[Col]>>,
     copy: Copy,
-    ranges: Vec<Option<Range<usize>>>,
     scratch: Scratch,
     counts: Counts,
     /// Counts since the last statement end, for its audit event.
@@ -654,7 +674,6 @@ impl MaskState {
             portals: HashMap::new(),
             current: None,
             copy: Copy::None,
-            ranges: Vec::new(),
             scratch: Scratch::default(),
             counts: Counts::default(),
             tally: MaskSummary::default(),
@@ -691,7 +710,7 @@ impl MaskState {
             };
             self.set_current(cols);
         }
-        let Some(cols) = self.current.clone() else {
+        let Some(cols) = self.current.as_deref() else {
             return Err(fatal(
                 "rows arrived for a result whose columns the agent does not know (the client executed a statement it never described)",
             ));
@@ -699,8 +718,7 @@ impl MaskState {
         write_row(
             RowCtx {
                 masker: &self.masker,
-                cols: &cols,
-                ranges: &mut self.ranges,
+                cols,
                 scratch: &mut self.scratch,
                 counts: &mut self.counts,
                 tally: &mut self.tally,
@@ -931,11 +949,14 @@ impl MaskState {
 }
 
 #[cfg(test)]
+mod row_digest;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::mask::{ColumnRule, DetectorSet, MaskConfig, Strategy};
 
-    fn masker() -> Masker {
+    pub(super) fn masker() -> Masker {
         let cfg = MaskConfig {
             detectors: DetectorSet::all(),
             strategy: Strategy::Partial,
@@ -950,7 +971,7 @@ mod tests {
         Masker::new(&cfg, [9; 32]).unwrap()
     }
 
-    fn field(name: &str, type_oid: u32, format: Format) -> FieldDescription {
+    pub(super) fn field(name: &str, type_oid: u32, format: Format) -> FieldDescription {
         FieldDescription {
             name: name.into(),
             table_oid: 0,
@@ -962,7 +983,7 @@ mod tests {
         }
     }
 
-    fn text_array(elems: &[Option<&str>]) -> Vec<u8> {
+    pub(super) fn text_array(elems: &[Option<&str>]) -> Vec<u8> {
         let mut v = Vec::new();
         v.extend_from_slice(&1i32.to_be_bytes());
         v.extend_from_slice(&i32::from(elems.iter().any(Option::is_none)).to_be_bytes());
@@ -981,7 +1002,7 @@ mod tests {
         v
     }
 
-    fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
+    pub(super) fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
         let mut out = Vec::new();
         backend::encode_data_row(values, &mut out).unwrap();
         out
@@ -1033,10 +1054,9 @@ mod tests {
             ],
             None,
         );
-        let mut ranges = Vec::new();
         let mut tally = MaskSummary::default();
         let plain = data_row(&[Some(&[0, 0, 0, 1]), Some(b"none"), None, Some(b"\x01{}")]);
-        assert_eq!(row(&m, &cols, &plain, &mut ranges, &mut tally), Ok(None));
+        assert_eq!(row(&m, &cols, &plain, &mut tally), Ok(None));
         assert!(tally.is_empty());
 
         let secret = data_row(&[
@@ -1045,9 +1065,7 @@ mod tests {
             Some(&[0, 0, 0, 0, 7, 91, 205, 21]),
             Some(b"\x01{\"a\": \"zoe@example.com\"}"),
         ]);
-        let out = row(&m, &cols, &secret, &mut ranges, &mut tally)
-            .unwrap()
-            .unwrap();
+        let out = row(&m, &cols, &secret, &mut tally).unwrap().unwrap();
         let want = data_row(&[
             Some(&[0, 0, 0, 1]),
             Some(b"z****@example.com"),
@@ -1058,7 +1076,7 @@ mod tests {
         assert_eq!(tally.values, 2);
         assert!(tally.nulled.contains("ssn_num"));
         // A row that does not match its description fails.
-        assert!(row(&m, &cols[..2], &secret, &mut ranges, &mut tally).is_err());
+        assert!(row(&m, &cols[..2], &secret, &mut tally).is_err());
     }
 
     #[test]
@@ -1146,13 +1164,12 @@ mod tests {
             })
             .collect();
         let bytes: usize = rows.iter().map(Vec::len).sum();
-        let mut ranges = Vec::new();
         let mut tally = MaskSummary::default();
         let rounds = 300;
         let start = std::time::Instant::now();
         for _ in 0..rounds {
             for r in &rows {
-                let out = row(&m, &cols, r, &mut ranges, &mut tally).unwrap();
+                let out = row(&m, &cols, r, &mut tally).unwrap();
                 std::hint::black_box(out);
             }
         }
@@ -1259,7 +1276,6 @@ mod tests {
             }
         }
         let bytes: usize = rows.iter().map(Vec::len).sum();
-        let mut ranges = Vec::new();
         let mut scratch = Scratch::default();
         let mut counts = Counts::default();
         counts.reset(cols.len());
@@ -1275,7 +1291,6 @@ mod tests {
                 let ctx = RowCtx {
                     masker: &m,
                     cols: &cols,
-                    ranges: &mut ranges,
                     scratch: &mut scratch,
                     counts: &mut counts,
                     tally: &mut tally,
@@ -1293,7 +1308,7 @@ mod tests {
     }
 
     /// Row `g` of `scripts/bench-mask.sh`'s table.
-    fn bench_row(g: usize) -> Vec<u8> {
+    pub(super) fn bench_row(g: usize) -> Vec<u8> {
         const FIRST: [&str; 31] = [
             "Olivia",
             "Liam",
@@ -1472,8 +1487,8 @@ mod tests {
             let mut msg = vec![b'D'];
             msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
             msg.extend_from_slice(&body);
-            let mut ranges = Vec::new();
-            if let Ok(Some(out)) = row(&m, &planned, &msg, &mut ranges, &mut tally) {
+            if let Ok(Some(out)) = row(&m, &planned, &msg, &mut tally) {
+                let mut ranges = Vec::new();
                 backend::data_row_ranges(&out, &mut ranges).unwrap();
                 proptest::prop_assert_eq!(ranges.len(), planned.len());
             }
@@ -1500,7 +1515,7 @@ mod tests {
             let msg = data_row(&[Some(&value[..])]);
             let mut ranges = Vec::new();
             let mut tally = MaskSummary::default();
-            let out = row(&m, &planned, &msg, &mut ranges, &mut tally).unwrap().unwrap();
+            let out = row(&m, &planned, &msg, &mut tally).unwrap().unwrap();
             let text = String::from_utf8_lossy(&out);
             proptest::prop_assert!(!text.contains(&email), "{}", text);
             backend::data_row_ranges(&out, &mut ranges).unwrap();

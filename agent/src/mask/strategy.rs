@@ -73,17 +73,38 @@ fn hash(out: &mut Vec<u8>, span: &[u8], key: &hmac::Key) {
 }
 
 fn email(out: &mut Vec<u8>, span: &[u8]) {
-    let Some(at) = span.iter().rposition(|&b| b == b'@') else {
+    let Some(at) = last_at(span) else {
         return generic(out, span, 0);
     };
     let first = first_char_len(span);
-    if first == 0 || first > at {
-        out.extend_from_slice(b"****");
-    } else {
-        out.extend_from_slice(&span[..first]);
-        out.extend_from_slice(b"****");
+    out.reserve(first + 4 + (span.len() - at));
+    match span.first() {
+        // Most addresses start with an ASCII letter: no copy call for it.
+        Some(&b) if first == 1 && at > 0 => out.push(b),
+        _ if first == 0 || first > at => {}
+        _ => out.extend_from_slice(&span[..first]),
     }
+    out.extend_from_slice(b"****");
     out.extend_from_slice(&span[at..]);
+}
+
+/// Where the last `@` in `span` is, reading eight bytes at a time from
+/// the end (the domain, most of an address, comes after it).
+fn last_at(span: &[u8]) -> Option<usize> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut end = span.len();
+    while let Some(chunk) = span[..end].last_chunk::<8>() {
+        // Bytes equal to `@` become zero; then the top bit of each zero
+        // byte is set, exactly (no carries cross bytes).
+        let x = u64::from_le_bytes(*chunk) ^ 0x4040_4040_4040_4040;
+        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+        if zero != 0 {
+            // Little-endian: the highest byte is the last in the span.
+            return Some(end - 8 + (63 - zero.leading_zeros() as usize) / 8);
+        }
+        end -= 8;
+    }
+    span[..end].iter().rposition(|&b| b == b'@')
 }
 
 /// Byte length of the first UTF-8 character (1 for an invalid byte).
@@ -199,6 +220,48 @@ mod tests {
             r("x", Strategy::Redact, 4, Shape::Generic),
             "[REDACTED:card]"
         );
+    }
+
+    #[test]
+    fn last_at_finds_the_last_at_sign() {
+        let spans: [&[u8]; 10] = [
+            b"",
+            b"@",
+            b"a@b",
+            b"no at sign here at all",
+            b"alice@example.com",
+            b"a@b@c.example.org",
+            b"@@@@@@@@@@@@@@@@@",
+            b"x@yyyyyyyy",
+            b"x@yyyyyyy",
+            b"\xc0@\xff\x40\x41\xbf@\x7f\x80\x3f",
+        ];
+        for span in spans {
+            for cut in 0..=span.len() {
+                let s = &span[..cut];
+                assert_eq!(last_at(s), s.iter().rposition(|&b| b == b'@'), "{s:?}");
+            }
+        }
+        // Every byte value next to an `@`, at every offset in a chunk.
+        for b in 0..=255u8 {
+            for at in 0..12 {
+                let mut s = vec![b; 12];
+                s[at] = b'@';
+                assert_eq!(last_at(&s), s.iter().rposition(|&c| c == b'@'));
+            }
+        }
+    }
+
+    #[test]
+    fn partial_email_edges() {
+        assert_eq!(
+            r("@example.com", Strategy::Partial, 4, Shape::Email),
+            "****@example.com"
+        );
+        assert_eq!(r("a@b", Strategy::Partial, 4, Shape::Email), "a****@b");
+        assert_eq!(r("ab@c@d", Strategy::Partial, 4, Shape::Email), "a****@d");
+        assert_eq!(r("é@x", Strategy::Partial, 4, Shape::Email), "é****@x");
+        assert_eq!(r("\u{80}x", Strategy::Partial, 0, Shape::Email), "**");
     }
 
     #[test]

@@ -1307,6 +1307,53 @@ mod tests {
         );
     }
 
+    /// The benchmark's rows through `MaskState::row`, as the relay calls
+    /// it (for what it adds to `write_row`): `HOOP_ROWS` rows at stride
+    /// `HOOP_STRIDE`, for callgrind with `--toggle-collect='*MaskState*row*'`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn bench_state_rows() {
+        let env = |k: &str, d: usize| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d)
+        };
+        let cfg = MaskConfig {
+            detectors: DetectorSet::all(),
+            strategy: Strategy::Partial,
+            ..MaskConfig::default()
+        };
+        let mut state = MaskState::new(
+            Arc::new(Masker::new(&cfg, [9; 32]).unwrap()),
+            Arc::new(Catalog::default()),
+        );
+        let fields: Vec<_> = ["full_name", "email", "note", "address", "reference"]
+            .iter()
+            .map(|n| field(n, oid::TEXT, Format::Text))
+            .collect();
+        let mut desc = Vec::new();
+        backend::encode_row_description(&fields, &mut desc).unwrap();
+        let track = Mutex::new(Track::default());
+        {
+            let mut t = track.lock().unwrap();
+            t.expect.push_back(Expect::Query);
+            state.message(&mut t, b'T', &desc).unwrap();
+        }
+        let stride = env("HOOP_STRIDE", 337);
+        let rows: Vec<Vec<u8>> = (0..env("HOOP_ROWS", 3000))
+            .map(|k| bench_row(1 + k * stride))
+            .collect();
+        let mut out = Vec::with_capacity(1 << 20);
+        for r in &rows {
+            if out.len() > (1 << 20) - 4096 {
+                out.clear();
+            }
+            state.row(&track, r, &mut out).unwrap();
+        }
+        assert!(state.take_summary().values > 0);
+    }
+
     /// Row `g` of `scripts/bench-mask.sh`'s table.
     pub(super) fn bench_row(g: usize) -> Vec<u8> {
         const FIRST: [&str; 31] = [

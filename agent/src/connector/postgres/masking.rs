@@ -391,11 +391,16 @@ impl Counts {
         self.per_column.resize(columns, 0);
     }
 
+    #[inline]
     fn hit(&mut self, builtin: Option<Detector>, detector: &str) {
-        if let Some(d) = builtin {
-            self.builtin[d as usize] += 1;
-            return;
+        match builtin {
+            Some(d) => self.builtin[d as usize] += 1,
+            None => self.hit_named(detector),
         }
+    }
+
+    /// A custom detector, word list or column rule, counted by name.
+    fn hit_named(&mut self, detector: &str) {
         match self.detectors.iter_mut().find(|(d, _)| d == detector) {
             Some((_, n)) => *n += 1,
             None => self.detectors.push((detector.to_string(), 1)),

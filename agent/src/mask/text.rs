@@ -30,47 +30,6 @@ static EMAIL_CLASS: [u8; 256] = {
     t
 };
 
-/// How many bytes at the start of `s` have class `bit`; eight a step
-/// while all eight do (one AND of eight look-ups, one branch).
-fn class_run(s: &[u8], bit: u8) -> usize {
-    let mut k = 0;
-    while let Some(c) = s[k..].first_chunk::<8>() {
-        if c.iter().fold(bit, |a, &b| a & EMAIL_CLASS[usize::from(b)]) == 0 {
-            break;
-        }
-        k += 8;
-    }
-    k + s[k..]
-        .iter()
-        .take_while(|&&b| EMAIL_CLASS[usize::from(b)] & bit != 0)
-        .count()
-}
-
-/// Like `class_run` from the end of `s`.
-fn class_run_back(s: &[u8], bit: u8) -> usize {
-    let mut k = s.len();
-    while let Some(c) = s[..k].last_chunk::<8>() {
-        if c.iter().fold(bit, |a, &b| a & EMAIL_CLASS[usize::from(b)]) == 0 {
-            break;
-        }
-        k -= 8;
-    }
-    s.len() - k
-        + s[..k]
-            .iter()
-            .rev()
-            .take_while(|&&b| EMAIL_CLASS[usize::from(b)] & bit != 0)
-            .count()
-}
-
-/// Whether `s` has two dots in a row (a byte pair compare, not a
-/// two-byte slice compare per position).
-fn double_dot(s: &[u8]) -> bool {
-    s.iter()
-        .zip(s.iter().skip(1))
-        .any(|(&a, &b)| a == b'.' && b == b'.')
-}
-
 fn is_local(b: u8) -> bool {
     EMAIL_CLASS[usize::from(b)] & LOCAL != 0
 }
@@ -160,8 +119,21 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     };
     // Walks are bounded (a local part is at most 64 bytes, a domain 255)
     // so hostile values cannot make a scan quadratic.
+    //
+    //
+    // One walk back over the local part also notes the last `..` in it
+    // (`dots`, the position of its first dot), so no second pass looks
+    // for one: only a `..` left after the strip below rejects.
     let lo = at.saturating_sub(71);
-    let mut s = at - class_run_back(&v[lo..at], LOCAL);
+    let mut s = at;
+    let mut dots = None;
+    while s > lo && is_local(v[s - 1]) {
+        s -= 1;
+        // `v[at]` is `@` or `%`, so `s + 1` is in bounds.
+        if v[s] == b'.' && v[s + 1] == b'.' && dots.is_none() {
+            dots = Some(s);
+        }
+    }
     if s > 0 && is_local(v[s - 1]) {
         return None;
     }
@@ -171,49 +143,52 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
         s += 1;
     }
     let local = &v[s..at];
-    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || double_dot(local) {
+    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || dots.is_some_and(|d| d >= s)
+    {
         return None;
     }
     // `scheme://user@host` names a user, not a mailbox.
     if s >= 2 && &v[s - 2..s] == b"//" {
         return None;
     }
-    let mut e = domain;
+    // Labels left to right, one byte loop each. A label is looked at for
+    // at most 64 bytes: one that long is too long (over 63) and ends the
+    // address at the label before it.
+    let mut ls = domain;
     let mut labels = 0;
     let mut last = (0, 0);
     loop {
-        let ls = e;
         let hi = v.len().min(ls + 64);
-        e = ls + class_run(&v[ls..hi], LABEL);
+        let mut e = ls;
+        while e < hi && is_label(v[e]) {
+            e += 1;
+        }
         if e - at > 255 {
             return None;
         }
-        let label = &v[ls..e];
-        if label.is_empty()
-            || label.len() > 63
-            || label[0] == b'-'
-            || label[label.len() - 1] == b'-'
-        {
+        if e == ls || e - ls > 63 || v[ls] == b'-' || v[e - 1] == b'-' {
             // A trailing dot (end of a sentence) is not part of it: the
             // address ends at the last whole label.
             break;
         }
         labels += 1;
         last = (ls, e);
-        if e + 1 < v.len() && v[e] == b'.' && is_label(v[e + 1]) {
-            e += 1;
-        } else {
-            break;
+        match v.get(e..e + 2) {
+            Some(&[b'.', n]) if is_label(n) => ls = e + 1,
+            _ => break,
         }
     }
     if labels < 2 {
         return None;
     }
+    // The address ends where a label ended: at the end of `v`, at a byte
+    // outside `LABEL` (so not a letter or digit) or at a dot, so nothing
+    // alphanumeric is glued on and needs no check.
     let tld = &v[last.0..last.1];
     let tld_ok = tld.len() >= 2
         && tld.iter().all(|&b| b.is_ascii_alphabetic() || b >= 0x80)
         && !file_extension(tld);
-    (tld_ok && v.get(last.1).is_none_or(|&b| !is_alnum(b))).then_some((s, last.1))
+    tld_ok.then_some((s, last.1))
 }
 
 fn contains(h: &[u8], n: &[u8]) -> bool {

@@ -30,6 +30,14 @@ static EMAIL_CLASS: [u8; 256] = {
     t
 };
 
+/// Whether `s` has two dots in a row (a byte pair compare, not a
+/// two-byte slice compare per position).
+fn double_dot(s: &[u8]) -> bool {
+    s.iter()
+        .zip(s.iter().skip(1))
+        .any(|(&a, &b)| a == b'.' && b == b'.')
+}
+
 fn is_local(b: u8) -> bool {
     EMAIL_CLASS[usize::from(b)] & LOCAL != 0
 }
@@ -119,20 +127,25 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     };
     // Walks are bounded (a local part is at most 64 bytes, a domain 255)
     // so hostile values cannot make a scan quadratic.
-    //
-    //
-    // One walk back over the local part also notes the last `..` in it
-    // (`dots`, the position of its first dot), so no second pass looks
-    // for one: only a `..` left after the strip below rejects.
     let lo = at.saturating_sub(71);
     let mut s = at;
-    let mut dots = None;
+    // Four bytes a step while all four are in the local part (one test of
+    // four table look-ups), then a byte at a time. (Noting `..` on this
+    // walk costs more than the separate `double_dot` over the stripped
+    // local part below, which a `..` in the strip must not trip anyway.)
+    while s >= lo + 4 {
+        let w = &v[s - 4..s];
+        let c = EMAIL_CLASS[usize::from(w[0])]
+            & EMAIL_CLASS[usize::from(w[1])]
+            & EMAIL_CLASS[usize::from(w[2])]
+            & EMAIL_CLASS[usize::from(w[3])];
+        if c & LOCAL == 0 {
+            break;
+        }
+        s -= 4;
+    }
     while s > lo && is_local(v[s - 1]) {
         s -= 1;
-        // `v[at]` is `@` or `%`, so `s + 1` is in bounds.
-        if v[s] == b'.' && v[s + 1] == b'.' && dots.is_none() {
-            dots = Some(s);
-        }
     }
     if s > 0 && is_local(v[s - 1]) {
         return None;
@@ -143,8 +156,7 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
         s += 1;
     }
     let local = &v[s..at];
-    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || dots.is_some_and(|d| d >= s)
-    {
+    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || double_dot(local) {
         return None;
     }
     // `scheme://user@host` names a user, not a mailbox.

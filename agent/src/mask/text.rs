@@ -129,10 +129,26 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     // so hostile values cannot make a scan quadratic.
     let lo = at.saturating_sub(71);
     let mut s = at;
-    // Four bytes a step while all four are in the local part (one test of
-    // four table look-ups), then a byte at a time. (Noting `..` on this
-    // walk costs more than the separate `double_dot` over the stripped
-    // local part below, which a `..` in the strip must not trip anyway.)
+    // Eight bytes a step, then four, while all are in the local part (one
+    // test of the AND of their table look-ups), then a byte at a time.
+    // Written out: a fold over the window measured slower. Noting `..` on
+    // this walk also measured slower than the separate `double_dot` over
+    // the stripped local part below (a `..` in the strip must not count).
+    while s >= lo + 8 {
+        let w = &v[s - 8..s];
+        let c = EMAIL_CLASS[usize::from(w[0])]
+            & EMAIL_CLASS[usize::from(w[1])]
+            & EMAIL_CLASS[usize::from(w[2])]
+            & EMAIL_CLASS[usize::from(w[3])]
+            & EMAIL_CLASS[usize::from(w[4])]
+            & EMAIL_CLASS[usize::from(w[5])]
+            & EMAIL_CLASS[usize::from(w[6])]
+            & EMAIL_CLASS[usize::from(w[7])];
+        if c & LOCAL == 0 {
+            break;
+        }
+        s -= 8;
+    }
     while s >= lo + 4 {
         let w = &v[s - 4..s];
         let c = EMAIL_CLASS[usize::from(w[0])]

@@ -1139,10 +1139,7 @@ mod tests {
             ..MaskConfig::default()
         };
         let m = Masker::new(&cfg, [9; 32]).unwrap();
-        let fields: Vec<_> = ["full_name", "email", "note", "address", "reference"]
-            .iter()
-            .map(|n| field(n, oid::TEXT, Format::Text))
-            .collect();
+        let fields = bench_fields();
         let cols = columns(&m, &Catalog::default(), &fields, None);
         let rows: Vec<Vec<u8>> = (0..1000)
             .map(|i| {
@@ -1246,10 +1243,7 @@ mod tests {
             }];
         }
         let m = Masker::new(&cfg, [9; 32]).unwrap();
-        let fields: Vec<_> = ["full_name", "email", "note", "address", "reference"]
-            .iter()
-            .map(|n| field(n, oid::TEXT, Format::Text))
-            .collect();
+        let fields = bench_fields();
         let cols = columns(&m, &Catalog::default(), &fields, None);
         // HOOP_ROWS / HOOP_ROUNDS: fewer rows for callgrind, which counts
         // instructions whatever else the machine runs.
@@ -1333,10 +1327,7 @@ mod tests {
             Arc::new(Masker::new(&cfg, [9; 32]).unwrap()),
             Arc::new(Catalog::default()),
         );
-        let fields: Vec<_> = ["full_name", "email", "note", "address", "reference"]
-            .iter()
-            .map(|n| field(n, oid::TEXT, Format::Text))
-            .collect();
+        let fields = bench_fields();
         let mut desc = Vec::new();
         backend::encode_row_description(&fields, &mut desc).unwrap();
         let track = Mutex::new(Track::default());
@@ -1357,6 +1348,14 @@ mod tests {
             state.row(&track, r, &mut out).unwrap();
         }
         assert!(state.take_summary().values > 0);
+    }
+
+    /// The columns of `scripts/bench-mask.sh`'s table, all text.
+    pub(super) fn bench_fields() -> Vec<FieldDescription> {
+        ["full_name", "email", "note", "address", "reference"]
+            .iter()
+            .map(|n| field(n, oid::TEXT, Format::Text))
+            .collect()
     }
 
     /// Row `g` of `scripts/bench-mask.sh`'s table.

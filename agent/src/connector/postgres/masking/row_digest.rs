@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::hash::{DefaultHasher, Hasher};
 
-use super::tests::{bench_row, data_row, field, masker, text_array};
+use super::tests::{bench_fields, bench_row, data_row, field, masker, text_array};
 use super::*;
 use crate::config::mask::{ColumnRule, DetectorSet, MaskConfig, Strategy};
 
@@ -85,10 +85,7 @@ fn bench_masker(hash_rule: bool) -> (Masker, Vec<Col>) {
         ..MaskConfig::default()
     };
     let m = Masker::new(&cfg, [9; 32]).unwrap();
-    let fields: Vec<_> = ["full_name", "email", "note", "address", "reference"]
-        .iter()
-        .map(|n| field(n, oid::TEXT, Format::Text))
-        .collect();
+    let fields = bench_fields();
     let cols = columns(&m, &Catalog::default(), &fields, None);
     (m, cols)
 }
@@ -272,10 +269,7 @@ fn plain_row(
 fn write_row_agrees_with_the_plain_path() {
     let m = masker();
     let kinds = mixed_kinds();
-    let bench: Vec<_> = ["full_name", "email", "note", "address", "reference"]
-        .iter()
-        .map(|n| field(n, oid::TEXT, Format::Text))
-        .collect();
+    let bench = bench_fields();
     let bench = columns(&m, &Catalog::default(), &bench, None);
     // HOOP_ROWS: more rows, to compare two versions of the row path.
     let rows = std::env::var("HOOP_ROWS")

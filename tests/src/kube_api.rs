@@ -213,29 +213,13 @@ impl KubeApi {
     /// What each exec so far asked for and received (the last one may
     /// still be running).
     pub fn execs(&self) -> Vec<ExecSeen> {
-        self.state
-            .execs
-            .lock()
-            .map(|e| {
-                e.iter()
-                    .map(|x| x.lock().unwrap_or_else(|p| p.into_inner()).clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+        snapshot(&self.state.execs)
     }
 
     /// What each port-forward so far carried (the last ones may still be
     /// running).
     pub fn portforwards(&self) -> Vec<PortForwardSeen> {
-        self.state
-            .portforwards
-            .lock()
-            .map(|e| {
-                e.iter()
-                    .map(|x| x.lock().unwrap_or_else(|p| p.into_inner()).clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+        snapshot(&self.state.portforwards)
     }
 
     /// From now on, answers port-forward's WebSocket upgrade with `400`
@@ -800,4 +784,16 @@ fn logs(st: &State, req: &Request<Incoming>, ns: &str, name: &str) -> Response<B
         }
     });
     resp
+}
+
+/// Copies of what each recorded upgrade saw so far (a poisoned lock still
+/// gives its data: a test wants to see what was there).
+fn snapshot<T: Clone>(list: &Mutex<Vec<Arc<Mutex<T>>>>) -> Vec<T> {
+    list.lock()
+        .map(|e| {
+            e.iter()
+                .map(|x| x.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }

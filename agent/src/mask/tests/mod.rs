@@ -2,6 +2,7 @@
 
 mod bench;
 mod detectors;
+mod digest;
 mod eval;
 mod prop;
 mod strategies;

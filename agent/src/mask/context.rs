@@ -175,36 +175,59 @@ const NOT_PERSONAL: &[&[u8]] = &[
 #[cfg(test)]
 const FILLER: &[&[u8]] = &[b"no", b"nr", b"num", b"number", b"id"];
 
-/// `NOT_PERSONAL.contains(&word)` for a lowercase word, as a match: a
-/// few compares per length instead of a slice compare per entry (the
-/// tests check the two agree).
-fn is_not_personal_word(word: &[u8]) -> bool {
-    matches!(
-        word,
-        b"tracking"
-            | b"awb"
-            | b"fedex"
-            | b"ups"
-            | b"usps"
-            | b"dhl"
-            | b"shipment"
-            | b"parcel"
-            | b"order"
-            | b"invoice"
-            | b"inv"
-            | b"po"
-            | b"ean"
-            | b"gtin"
-            | b"upc"
-            | b"isbn"
-            | b"barcode"
-            | b"sku"
-            | b"serial"
-            | b"version"
-            | b"ver"
-            | b"build"
-            | b"rv"
-    )
+/// A lowercase word of one to eight letters as a number, its last
+/// letter the low byte (as `not_personal` reads the bytes before a
+/// number): letters are not zero, so no two words share a number.
+const fn word(w: &[u8]) -> u64 {
+    let mut x = 0;
+    let mut k = 0;
+    while k < w.len() {
+        x = x << 8 | w[k] as u64;
+        k += 1;
+    }
+    x
+}
+
+/// The words of `NOT_PERSONAL` and the fillers, as `word` numbers, to
+/// match on: a few compares in a tree instead of a slice compare per
+/// entry (the tests check them against the lists).
+macro_rules! words {
+    ($($name:ident = $w:literal),* $(,)?) => {
+        $(const $name: u64 = word($w);)*
+    };
+}
+words! {
+    TRACKING = b"tracking", AWB = b"awb", FEDEX = b"fedex", UPS = b"ups", USPS = b"usps",
+    DHL = b"dhl", SHIPMENT = b"shipment", PARCEL = b"parcel", ORDER = b"order",
+    INVOICE = b"invoice", INV = b"inv", PO = b"po", EAN = b"ean", GTIN = b"gtin", UPC = b"upc",
+    ISBN = b"isbn", BARCODE = b"barcode", SKU = b"sku", SERIAL = b"serial",
+    VERSION = b"version", VER = b"ver", BUILD = b"build", RV = b"rv",
+    NO = b"no", NR = b"nr", NUM = b"num", NUMBER = b"number", ID = b"id",
+}
+
+/// What a word (as a `word` number) before a number says about it.
+#[derive(Debug, PartialEq, Eq)]
+enum Said {
+    NotPersonal,
+    /// `no`, `nr`, `num`, `number`, `id`: look at the word before.
+    Filler,
+    Nothing,
+}
+
+fn said(w: u64) -> Said {
+    match w {
+        TRACKING | AWB | FEDEX | UPS | USPS | DHL | SHIPMENT | PARCEL | ORDER | INVOICE | INV
+        | PO | EAN | GTIN | UPC | ISBN | BARCODE | SKU | SERIAL | VERSION | VER | BUILD | RV => {
+            Said::NotPersonal
+        }
+        NO | NR | NUM | NUMBER | ID => Said::Filler,
+        _ => Said::Nothing,
+    }
+}
+
+#[cfg(test)]
+fn is_not_personal_word(w: &[u8]) -> bool {
+    w.len() <= 8 && said(word(w)) == Said::NotPersonal
 }
 
 /// Whether the word before byte `at` marks the number there as not
@@ -227,16 +250,13 @@ pub fn not_personal(v: &[u8], at: usize) -> bool {
         if n == 0 || (s > 0 && v[s - 1].is_ascii_alphanumeric()) {
             return false;
         }
-        // `| 0x20` lowercases a letter.
-        let low = (x | 0x2020_2020_2020_2020).to_be_bytes();
-        let word = &low[8 - n..];
-        if is_not_personal_word(word) {
-            return true;
+        // `| 0x20` lowercases a letter; the mask keeps the word's `n`.
+        let w = (x | 0x2020_2020_2020_2020) & (u64::MAX >> (64 - 8 * n));
+        match said(w) {
+            Said::NotPersonal => return true,
+            Said::Filler => e = s,
+            Said::Nothing => return false,
         }
-        if !matches!(word, b"no" | b"nr" | b"num" | b"number" | b"id") {
-            return false;
-        }
-        e = s;
     }
     false
 }
@@ -246,9 +266,12 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// `v[e - 8..e]` as a big-endian number, so that `v[e - 1]` is its low
 /// byte; bytes before the start of `v` are zeros.
 fn eight_before(v: &[u8], e: usize) -> u64 {
-    match v[..e].last_chunk::<8>() {
-        Some(c) => u64::from_be_bytes(*c),
-        None => v[..e].iter().fold(0, |a, &b| a << 8 | u64::from(b)),
+    match (v[..e].last_chunk::<8>(), v.first_chunk::<8>()) {
+        (Some(c), _) => u64::from_be_bytes(*c),
+        // Fewer than eight before `e` (`INV 2024...`): the value's first
+        // eight, shifted so that `v[e - 1]` comes last.
+        (None, Some(c)) if e > 0 => u64::from_be_bytes(*c) >> (8 * (8 - e)),
+        (None, _) => v[..e].iter().fold(0, |a, &b| a << 8 | u64::from(b)),
     }
 }
 
@@ -316,11 +339,13 @@ mod tests {
             let got = letters(x).to_le_bytes().map(|m| m == 0x80);
             assert_eq!(got, want, "{b:#x}");
         }
-        let v = b"ab order";
-        for e in 0..=v.len() {
-            let mut want = [0u8; 8];
-            want[8 - e..].copy_from_slice(&v[..e]);
-            assert_eq!(eight_before(v, e), u64::from_be_bytes(want));
+        for v in [&b"ab order"[..], b"ab", b"INV 20240315-12345"] {
+            for e in 0..=v.len() {
+                let mut want = [0u8; 8];
+                let k = e.min(8);
+                want[8 - k..].copy_from_slice(&v[e - k..e]);
+                assert_eq!(eight_before(v, e), u64::from_be_bytes(want));
+            }
         }
         assert_eq!(
             eight_before(b"xx tracking", 11),
@@ -350,6 +375,7 @@ mod tests {
             for k in 0..26usize.pow(n) {
                 let t: Vec<u8> = (0..n).map(|p| abc[k / 26usize.pow(p) % 26]).collect();
                 assert_eq!(is_not_personal_word(&t), NOT_PERSONAL.contains(&&t[..]));
+                assert_eq!(said(word(&t)) == Said::Filler, FILLER.contains(&&t[..]));
             }
         }
         for w in NOT_PERSONAL {

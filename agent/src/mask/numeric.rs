@@ -286,6 +286,16 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
 /// whole group.
 fn restart_run(v: &[u8], runs: &[Run]) -> Option<usize> {
     let m = runs.len();
+    // The tracking number's shape, every run a fruitless restart (see
+    // below), checked first in one tight pass: its 195 instructions here
+    // become 120 (and `INV 20240315-12345`'s 40 become 54).
+    if m <= MAX_RUNS
+        && runs.windows(2).all(|w| {
+            w[1].s - w[0].e == 1 && v[w[0].e] == b' ' && w[0].e - w[0].s >= 3 && w[1].e - w[1].s < 7
+        })
+    {
+        return None;
+    }
     // A later run can start a number only after a space or parenthesis
     // (after a joiner it is glued to this one), so resume at the first
     // such run.

@@ -524,6 +524,8 @@ impl Masker {
     /// The first half of [`Masker::mask_into_by_kind`]: what in `value`
     /// is to be masked, `None` when nothing is. A caller that copies
     /// unchanged values in runs learns this before it writes anything.
+    /// Inlined into the row loop; `collect` is not (see there).
+    #[inline]
     pub fn find<'a>(
         &'a self,
         value: &'a [u8],
@@ -614,6 +616,11 @@ impl Masker {
             .collect()
     }
 
+    /// The scan of one value, kept out of line (with `Scan::run` and the
+    /// digit fast path inlined into it) whoever calls it: the inliner
+    /// otherwise moves these pieces around with any change nearby, and
+    /// the row's instruction count with them (up to ~75 a row).
+    #[inline(never)]
     fn collect(&self, value: &[u8], hints: ColumnHints<'_>, found: &mut Vec<Found>) {
         if self.en.any() {
             Scan {

@@ -257,6 +257,7 @@ pub(crate) struct Scan<'v> {
 }
 
 impl Scan<'_> {
+    #[inline]
     pub fn push(&mut self, start: usize, end: usize, d: Detector) {
         if end > start {
             self.out.push(Found {
@@ -268,6 +269,7 @@ impl Scan<'_> {
     }
 
     /// Runs every enabled built-in detector over the value.
+    #[inline]
     pub fn run(&mut self) {
         let v = self.v;
         let n = v.len();

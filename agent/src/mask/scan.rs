@@ -195,21 +195,21 @@ fn classes(len: usize, secret: bool) -> &'static [u8; 256] {
     &CLASSES[k].1
 }
 
-/// The first trigger byte at or after `i`. Eight bytes a step while
-/// there is none: one OR of eight table look-ups and one branch, not
-/// eight branches.
+/// The first trigger byte at or after `i`, and its class. Eight bytes a
+/// step while there is none: one OR of eight table look-ups and one
+/// branch, not eight branches.
 #[inline]
-fn next_trigger(class: &[u8; 256], v: &[u8], mut i: usize) -> Option<usize> {
+fn next_trigger(class: &[u8; 256], v: &[u8], mut i: usize) -> Option<(usize, u8)> {
     while let Some(c) = v[i..].first_chunk::<8>() {
         if c.iter().fold(T_NONE, |a, &b| a | class[usize::from(b)]) != T_NONE {
             break;
         }
         i += 8;
     }
-    v[i..]
-        .iter()
-        .position(|&b| class[usize::from(b)] != T_NONE)
-        .map(|p| i + p)
+    v[i..].iter().enumerate().find_map(|(p, &b)| {
+        let c = class[usize::from(b)];
+        (c != T_NONE).then_some((i + p, c))
+    })
 }
 
 /// Hints from a column name, worked out on first use: most values never
@@ -280,11 +280,14 @@ impl Scan<'_> {
             // Skip to the next trigger in a loop of its own: one load and
             // one well-predicted branch a byte. (Folded into the dispatch
             // below, it became an indirect jump per byte.)
-            match next_trigger(class, v, i) {
-                Some(t) => i = t,
+            // The class comes back with the position: not looked up twice.
+            let c = match next_trigger(class, v, i) {
+                Some((t, c)) => {
+                    i = t;
+                    c
+                }
                 None => break,
-            }
-            let c = class[usize::from(v[i])];
+            };
             // Digits are the common trigger: a plain branch for them
             // predicts better than the jump table below.
             if c == T_DIGIT {

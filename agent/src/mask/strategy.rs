@@ -24,7 +24,27 @@ pub(crate) enum Shape {
 /// are negligible at table sizes while the token stays short).
 pub const HASH_HEX: usize = 16;
 
+/// Appends `span` rewritten by `strategy`. A partial e-mail (the commonest
+/// masked span) is written inline; the rest in `render_any`.
+#[inline]
 pub(crate) fn render(
+    out: &mut Vec<u8>,
+    span: &[u8],
+    label: &str,
+    strategy: Strategy,
+    keep: usize,
+    shape: Shape,
+    key: &hmac::Key,
+) {
+    if strategy == Strategy::Partial && shape == Shape::Email {
+        email(out, span);
+    } else {
+        render_any(out, span, label, strategy, keep, shape, key);
+    }
+}
+
+#[inline(never)]
+fn render_any(
     out: &mut Vec<u8>,
     span: &[u8],
     label: &str,
@@ -72,20 +92,36 @@ fn hash(out: &mut Vec<u8>, span: &[u8], key: &hmac::Key) {
     }
 }
 
+/// Partial e-mail: the first character, `****`, and the domain from the
+/// last `@`. Inlined into `Spans::write`, where most masked values go
+/// through it.
+#[inline(always)]
 fn email(out: &mut Vec<u8>, span: &[u8]) {
     let Some(at) = last_at(span) else {
         return generic(out, span, 0);
     };
-    let first = first_char_len(span);
-    out.reserve(first + 4 + (span.len() - at));
-    match span.first() {
-        // Most addresses start with an ASCII letter: no copy call for it.
-        Some(&b) if first == 1 && at > 0 => out.push(b),
-        _ if first == 0 || first > at => {}
-        _ => out.extend_from_slice(&span[..first]),
+    match span[0] {
+        // Most addresses start with an ASCII letter; `at == 0` leaves
+        // nothing to keep.
+        b if b < 0x80 => {
+            if at > 0 {
+                out.push(b);
+            }
+        }
+        _ => email_first_char(out, span, at),
     }
     out.extend_from_slice(b"****");
     out.extend_from_slice(&span[at..]);
+}
+
+/// The first character of an address that does not start with ASCII,
+/// unless it reaches the `@`.
+#[cold]
+fn email_first_char(out: &mut Vec<u8>, span: &[u8], at: usize) {
+    let first = first_char_len(span);
+    if first <= at {
+        out.extend_from_slice(&span[..first]);
+    }
 }
 
 /// Where the last `@` in `span` is, reading eight bytes at a time from

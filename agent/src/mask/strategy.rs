@@ -198,22 +198,88 @@ fn generic(out: &mut Vec<u8>, span: &[u8], keep: usize) {
     }
 }
 
-/// `generic` for an ASCII span (most are): copied whole, then its
-/// letters and digits starred in place but for the last `keep`.
+/// `generic` for an ASCII span (most are): the letters and digits starred
+/// but for the last `keep`, eight bytes a step (a byte loop measured
+/// about 380 instructions for a 19-byte card number).
 fn generic_ascii(out: &mut Vec<u8>, span: &[u8], keep: usize) {
-    let total = span.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+    let total = alnum_count(span);
     // Never reveal more than half of a value.
     let mut hide = total - keep.min(total / 2);
-    let base = out.len();
-    out.extend_from_slice(span);
-    for b in &mut out[base..] {
-        if hide == 0 {
+    let mut rest = span;
+    while hide > 0 {
+        let Some((c, tail)) = rest.split_first_chunk::<8>() else {
             break;
+        };
+        let w = u64::from_le_bytes(*c);
+        let mut star = alnum(w);
+        let n = bytes_set(star);
+        if n > hide {
+            // Only the first `hide` of them.
+            let mut first = 0;
+            for _ in 0..hide {
+                let low = star & star.wrapping_neg();
+                first |= low;
+                star ^= low;
+            }
+            star = first;
         }
+        hide -= n.min(hide);
+        // Each starred byte's high bit, spread over the byte.
+        let bytes = (star >> 7) * 0xff;
+        out.extend_from_slice(&((w & !bytes) | (STARS & bytes)).to_le_bytes());
+        rest = tail;
+    }
+    // The rest: fewer than eight bytes with some to hide, or none to hide.
+    while hide > 0 {
+        let Some((&b, tail)) = rest.split_first() else {
+            break;
+        };
         if b.is_ascii_alphanumeric() {
-            *b = b'*';
+            out.push(b'*');
             hide -= 1;
+        } else {
+            out.push(b);
         }
+        rest = tail;
+    }
+    out.extend_from_slice(rest);
+}
+
+const STARS: u64 = 0x2a2a_2a2a_2a2a_2a2a;
+
+/// The high bit of each byte of `w` (ASCII) that is a letter or digit.
+/// Per byte `b + (0x80 - k)` has its high bit set when `b >= k`, with no
+/// carry into the next byte as `b < 0x80`.
+fn alnum(w: u64) -> u64 {
+    const fn at_least(k: u8) -> u64 {
+        (0x80 - k as u64) * 0x0101_0101_0101_0101
+    }
+    let digit = (w + at_least(b'0')) & !(w + at_least(b'9' + 1));
+    let l = w | 0x2020_2020_2020_2020;
+    let letter = (l + at_least(b'a')) & !(l + at_least(b'z' + 1));
+    (digit | letter) & 0x8080_8080_8080_8080
+}
+
+/// How many bytes have their high bit set in `m` (only high bits set).
+fn bytes_set(m: u64) -> usize {
+    ((m >> 7).wrapping_mul(0x0101_0101_0101_0101) >> 56) as usize
+}
+
+/// Letters and digits in an ASCII span.
+fn alnum_count(span: &[u8]) -> usize {
+    let mut n = 0;
+    let mut rest = span;
+    while let Some((c, tail)) = rest.split_first_chunk::<8>() {
+        n += bytes_set(alnum(u64::from_le_bytes(*c)));
+        rest = tail;
+    }
+    match span.last_chunk::<8>() {
+        // The last bytes in the top of the span's last word, zeros (not
+        // letters or digits) below them.
+        Some(c) if !rest.is_empty() => {
+            n + bytes_set(alnum(u64::from_le_bytes(*c) >> (8 * (8 - rest.len()))))
+        }
+        _ => n + rest.iter().filter(|b| b.is_ascii_alphanumeric()).count(),
     }
 }
 
@@ -327,6 +393,42 @@ mod tests {
                 }
                 assert_eq!(a, b, "{span:?} keep {keep}");
             }
+        }
+    }
+
+    #[test]
+    fn ascii_partial_agrees_with_a_byte_loop() {
+        // xorshift64*: the same spans on every run.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut below = |n: usize| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+        };
+        let bytes = b"0123456789 -()+./abcxyzABCXYZ_:@*\x7f\x00`{";
+        for _ in 0..100_000 {
+            let span: Vec<u8> = (0..below(41)).map(|_| bytes[below(bytes.len())]).collect();
+            let keep = below(8);
+            let mut got = b"x".to_vec();
+            generic_ascii(&mut got, &span, keep);
+            let total = span.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+            let mut hide = total - keep.min(total / 2);
+            let mut want = b"x".to_vec();
+            for &b in &span {
+                if hide > 0 && b.is_ascii_alphanumeric() {
+                    want.push(b'*');
+                    hide -= 1;
+                } else {
+                    want.push(b);
+                }
+            }
+            assert_eq!(
+                got,
+                want,
+                "{:?} keep {keep}",
+                span.escape_ascii().to_string()
+            );
         }
     }
 

@@ -245,8 +245,9 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
     // the whole group, which is also what finding nothing does when no
     // later run can restart. So unless the group starts in an SSN or CPF
     // shape, or a later run can restart, no window needs classifying.
+    let mut not_personal = None;
     if !may_be_distinctive(&runs[..m])
-        && (sc.column.get().not_personal() || context::not_personal(v, lead))
+        && not_personal_at(sc, &mut not_personal, lead)
         && restart_run(v, &runs[..m]).is_none()
     {
         return word_end(v, runs[m - 1].e);
@@ -269,7 +270,7 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
         };
         if let Some((det, end)) = w.classify(sc, &mut ctx, lead) {
             let distinctive = matches!(det, Detector::Ssn | Detector::Cpf) && b > 1;
-            if !distinctive && (sc.column.get().not_personal() || context::not_personal(v, lead)) {
+            if !distinctive && not_personal_at(sc, &mut not_personal, lead) {
                 return word_end(v, runs[m - 1].e);
             }
             let start = if det == Detector::Phone { lead } else { i };
@@ -278,6 +279,15 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
         }
     }
     restart_run(v, &runs[..m]).map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
+}
+
+/// Whether "not personal" context (the column, or the word before `lead`)
+/// overrules the number at `lead`: worked out once per group, as a card
+/// or phone number found in a window asks again what the check before
+/// the windows asked (~90 instructions each time).
+fn not_personal_at(sc: &Scan<'_>, known: &mut Option<bool>, lead: usize) -> bool {
+    *known
+        .get_or_insert_with(|| sc.column.get().not_personal() || context::not_personal(sc.v, lead))
 }
 
 /// Where `at_digit` resumes when no window of the group `runs` (as
@@ -519,12 +529,16 @@ impl Window<'_> {
     }
     /// All separators are the same single byte, one of `allowed`.
     fn uniform_sep(&self, allowed: &[u8]) -> bool {
-        let Some(first) = (self.runs.len() > 1).then(|| self.sep(0)) else {
+        let [a, b, ..] = self.runs else {
             return true;
         };
-        first.len() == 1
-            && allowed.contains(&first[0])
-            && (1..self.runs.len() - 1).all(|k| self.sep(k) == first)
+        // Byte compares, not slice compares of one-byte separators.
+        let c = self.v[a.e];
+        b.s - a.e == 1
+            && allowed.contains(&c)
+            && self.runs[1..]
+                .windows(2)
+                .all(|w| w[1].s - w[0].e == 1 && self.v[w[0].e] == c)
     }
     fn end(&self) -> usize {
         self.runs[self.runs.len() - 1].e

@@ -66,6 +66,7 @@ mod custom;
 mod numeric;
 mod scan;
 mod strategy;
+mod swar;
 #[cfg(test)]
 mod tests;
 mod text;

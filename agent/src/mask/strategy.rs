@@ -2,6 +2,7 @@
 
 use aws_lc_rs::hmac;
 
+use super::swar::{HIGH, at_least, bytes_equal, splat};
 use crate::config::mask::Strategy;
 
 /// How `partial` treats a span.
@@ -127,13 +128,9 @@ fn email_first_char(out: &mut Vec<u8>, span: &[u8], at: usize) {
 /// Where the last `@` in `span` is, reading eight bytes at a time from
 /// the end (the domain, most of an address, comes after it).
 fn last_at(span: &[u8]) -> Option<usize> {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let mut end = span.len();
     while let Some(chunk) = span[..end].last_chunk::<8>() {
-        // Bytes equal to `@` become zero; then the top bit of each zero
-        // byte is set, exactly (no carries cross bytes).
-        let x = u64::from_le_bytes(*chunk) ^ 0x4040_4040_4040_4040;
-        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+        let zero = bytes_equal(u64::from_le_bytes(*chunk), b'@');
         if zero != 0 {
             // Little-endian: the highest byte is the last in the span.
             return Some(end - 8 + (63 - zero.leading_zeros() as usize) / 8);
@@ -245,19 +242,14 @@ fn generic_ascii(out: &mut Vec<u8>, span: &[u8], keep: usize) {
     out.extend_from_slice(rest);
 }
 
-const STARS: u64 = 0x2a2a_2a2a_2a2a_2a2a;
+const STARS: u64 = splat(b'*');
 
 /// The high bit of each byte of `w` (ASCII) that is a letter or digit.
-/// Per byte `b + (0x80 - k)` has its high bit set when `b >= k`, with no
-/// carry into the next byte as `b < 0x80`.
 fn alnum(w: u64) -> u64 {
-    const fn at_least(k: u8) -> u64 {
-        (0x80 - k as u64) * 0x0101_0101_0101_0101
-    }
-    let digit = (w + at_least(b'0')) & !(w + at_least(b'9' + 1));
-    let l = w | 0x2020_2020_2020_2020;
-    let letter = (l + at_least(b'a')) & !(l + at_least(b'z' + 1));
-    (digit | letter) & 0x8080_8080_8080_8080
+    let digit = at_least(w, b'0') & !at_least(w, b'9' + 1);
+    let l = w | splat(0x20);
+    let letter = at_least(l, b'a') & !at_least(l, b'z' + 1);
+    (digit | letter) & HIGH
 }
 
 /// How many bytes have their high bit set in `m` (only high bits set).

@@ -9,6 +9,7 @@
 use std::net::Ipv6Addr;
 
 use super::scan::{Scan, is_alnum};
+use super::swar::{HIGH, LOW7, at_least, bytes_equal, splat, word_at};
 use crate::config::mask::Detector;
 
 /// Bytes of a local part and of a domain label, one table look-up each
@@ -186,49 +187,6 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
         }
     };
     (end - tld >= 2 && !file_extension(&v[tld..end])).then_some((s, end))
-}
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGH: u64 = !LOW7;
-
-/// `b` in every byte of a word.
-const fn splat(b: u8) -> u64 {
-    b as u64 * 0x0101_0101_0101_0101
-}
-
-/// Per byte of `c` (each below 0x80), the high bit set when the byte is
-/// at least `k`: `c + (0x80 - k)` stays below 0x100, so no carry crosses
-/// into the next byte.
-fn at_least(c: u64, k: u8) -> u64 {
-    c + splat(0x80 - k)
-}
-
-/// The eight bytes of `v` from `p`, the first in the low byte; bytes past
-/// the end of `v` read as zero.
-fn word_at(v: &[u8], p: usize) -> u64 {
-    if let Some(c) = v.get(p..).and_then(<[u8]>::first_chunk::<8>) {
-        return u64::from_le_bytes(*c);
-    }
-    let left = v.len().saturating_sub(p);
-    match v.last_chunk::<8>() {
-        // Fewer than eight left: the value's last eight, shifted so that
-        // byte `p` comes first.
-        Some(c) if left > 0 => u64::from_le_bytes(*c) >> (8 * (8 - left)),
-        _ => {
-            let mut w = [0u8; 8];
-            if left > 0 {
-                w[..left].copy_from_slice(&v[p..]);
-            }
-            u64::from_le_bytes(w)
-        }
-    }
-}
-
-/// The high bit of each byte of `x` that is `b`, exactly (no carries
-/// cross bytes).
-fn bytes_equal(x: u64, b: u8) -> u64 {
-    let y = x ^ splat(b);
-    !(((y & LOW7) + LOW7) | y | LOW7)
 }
 
 /// Whether `local` has two dots in a row: eight bytes a step, the last

@@ -68,7 +68,7 @@ mod scan;
 mod strategy;
 mod swar;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod text;
 
 use std::borrow::Cow;

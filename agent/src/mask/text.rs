@@ -773,31 +773,8 @@ mod tests {
         if s >= 2 && &v[s - 2..s] == b"//" {
             return None;
         }
-        let mut ls = domain;
-        let mut labels = 0;
-        let mut last = (0, 0);
-        loop {
-            let hi = v.len().min(ls + 64);
-            let mut e = ls;
-            while e < hi && is_label(v[e]) {
-                e += 1;
-            }
-            if e - at > 255 {
-                return None;
-            }
-            if e == ls || e - ls > 63 || v[ls] == b'-' || v[e - 1] == b'-' {
-                break;
-            }
-            labels += 1;
-            last = (ls, e);
-            match v.get(e..e + 2) {
-                Some(&[b'.', n]) if is_label(n) => ls = e + 1,
-                _ => break,
-            }
-        }
-        if labels < 2 {
-            return None;
-        }
+        // The label walk is `domain_bytewise`, the former code unchanged.
+        let last = domain_bytewise(v, at, domain)?;
         let tld = &v[last.0..last.1];
         let tld_ok = tld.len() >= 2
             && tld.iter().all(|&b| b.is_ascii_alphabetic() || b >= 0x80)

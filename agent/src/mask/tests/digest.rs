@@ -21,21 +21,6 @@ use std::hash::{Hash, Hasher};
 
 use super::*;
 
-/// xorshift64*: deterministic, so every run makes the same inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 const PIECES: &[&str] = &[
     " ",
     " ",

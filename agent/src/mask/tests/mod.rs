@@ -10,6 +10,21 @@ mod strategies;
 use super::*;
 use crate::config::mask::{DetectorSet, MaskConfig, Strategy};
 
+/// xorshift64*: the same inputs on every run.
+pub(crate) struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 pub(super) const KEY: [u8; 32] = [42; 32];
 
 pub(super) fn masker_with(strategy: Strategy) -> Masker {

@@ -9,21 +9,7 @@ use std::hash::{DefaultHasher, Hasher};
 use super::tests::{bench_fields, bench_row, data_row, field, masker, text_array};
 use super::*;
 use crate::config::mask::{ColumnRule, DetectorSet, MaskConfig, Strategy};
-
-/// xorshift64*: the same rows on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::mask::tests::Rng;
 
 /// Runs `rows` through `write_row` with one reused output buffer that
 /// starts with a marker, hashing each result and the buffer, then the

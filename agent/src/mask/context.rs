@@ -4,6 +4,8 @@
 //! (`SSN: 123456789`, `call 5551234567`). Keywords are whole words or word
 //! prefixes (`telephone`, `mobile`), never the inside of a word (`hotel`).
 
+use super::swar::{HIGH, letters, splat};
+
 /// Which kinds of bare number the context suggests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hints(u8);
@@ -251,7 +253,7 @@ pub fn not_personal(v: &[u8], at: usize) -> bool {
             return false;
         }
         // `| 0x20` lowercases a letter; the mask keeps the word's `n`.
-        let w = (x | 0x2020_2020_2020_2020) & (u64::MAX >> (64 - 8 * n));
+        let w = (x | splat(0x20)) & (u64::MAX >> (64 - 8 * n));
         match said(w) {
             Said::NotPersonal => return true,
             Said::Filler => e = s,
@@ -260,8 +262,6 @@ pub fn not_personal(v: &[u8], at: usize) -> bool {
     }
     false
 }
-
-const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// `v[e - 8..e]` as a big-endian number, so that `v[e - 1]` is its low
 /// byte; bytes before the start of `v` are zeros.
@@ -273,19 +273,6 @@ fn eight_before(v: &[u8], e: usize) -> u64 {
         (None, Some(c)) if e > 0 => u64::from_be_bytes(*c) >> (8 * (8 - e)),
         (None, _) => v[..e].iter().fold(0, |a, &b| a << 8 | u64::from(b)),
     }
-}
-
-/// The high bit of each byte of `x` that is an ASCII letter. Per byte,
-/// `| 0x20` maps both cases to `a..=z` (and nothing else there); on its
-/// low seven bits, `+ 0x1f` sets the high bit from `a` up and `+ 0x05`
-/// from past `z`, without carrying into the next byte; a byte with its
-/// own high bit set is no letter.
-fn letters(x: u64) -> u64 {
-    const LOW7: u64 = !HIGH;
-    let low = (x | 0x2020_2020_2020_2020) & LOW7;
-    let from_a = low + 0x1f1f_1f1f_1f1f_1f1f;
-    let past_z = low + 0x0505_0505_0505_0505;
-    from_a & !past_z & !x & HIGH
 }
 
 #[cfg(test)]

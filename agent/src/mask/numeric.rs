@@ -15,6 +15,7 @@
 use super::checksum as ck;
 use super::context::{self, Hints};
 use super::scan::{Scan, is_alnum, is_upper};
+use super::swar::LOW7;
 use crate::config::mask::Detector;
 
 /// Most runs in a candidate window: `+44 (0) 20 7946 0958` has five.
@@ -57,7 +58,6 @@ fn digits_end(v: &[u8], mut i: usize) -> usize {
 /// bit for 10 and up without carrying into the next byte, and `| a` adds
 /// the bytes at 0x80 and up.
 fn non_digits(x: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let a = x ^ 0x3030_3030_3030_3030;
     (((a & LOW7) + 0x7676_7676_7676_7676) | a) & !LOW7
 }
@@ -300,9 +300,9 @@ fn restart_run(v: &[u8], runs: &[Run]) -> Option<usize> {
     // below), checked first in one tight pass: its 195 instructions here
     // become 120 (and `INV 20240315-12345`'s 40 become 54).
     if m <= MAX_RUNS
-        && runs.windows(2).all(|w| {
-            w[1].s - w[0].e == 1 && v[w[0].e] == b' ' && w[0].e - w[0].s >= 3 && w[1].e - w[1].s < 7
-        })
+        && runs
+            .windows(2)
+            .all(|w| one_space(v, w[0], w[1]) && w[0].e - w[0].s >= 3 && w[1].e - w[1].s < 7)
     {
         return None;
     }

@@ -2,7 +2,7 @@
 
 use aws_lc_rs::hmac;
 
-use super::swar::{HIGH, at_least, bytes_equal, splat};
+use super::swar::{HIGH, at_least, bytes_equal, letters, splat};
 use crate::config::mask::Strategy;
 
 /// How `partial` treats a span.
@@ -247,9 +247,7 @@ const STARS: u64 = splat(b'*');
 /// The high bit of each byte of `w` (ASCII) that is a letter or digit.
 fn alnum(w: u64) -> u64 {
     let digit = at_least(w, b'0') & !at_least(w, b'9' + 1);
-    let l = w | splat(0x20);
-    let letter = at_least(l, b'a') & !at_least(l, b'z' + 1);
-    (digit | letter) & HIGH
+    (digit & HIGH) | letters(w)
 }
 
 /// How many bytes have their high bit set in `m` (only high bits set).

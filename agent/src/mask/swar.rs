@@ -30,6 +30,16 @@ pub(super) fn bytes_equal(x: u64, b: u8) -> u64 {
     !(((y & LOW7) + LOW7) | y | LOW7)
 }
 
+/// The high bit of each byte of `x` that is an ASCII letter, whatever
+/// the bytes: `| 0x20` maps both cases to `a..=z` (and nothing else
+/// there), tested on the low seven bits; a byte with its own high bit
+/// set is no letter.
+#[inline]
+pub(super) fn letters(x: u64) -> u64 {
+    let low = (x | splat(0x20)) & LOW7;
+    at_least(low, b'a') & !at_least(low, b'z' + 1) & !x & HIGH
+}
+
 /// The eight bytes of `v` from `p`, the first in the low byte; bytes past
 /// the end of `v` read as zero.
 #[inline]

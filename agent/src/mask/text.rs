@@ -9,7 +9,7 @@
 use std::net::Ipv6Addr;
 
 use super::scan::{Scan, is_alnum};
-use super::swar::{HIGH, LOW7, at_least, bytes_equal, splat, word_at};
+use super::swar::{HIGH, bytes_equal, letters, word_at};
 use crate::config::mask::Detector;
 
 /// Bytes of a local part and of a domain label, one table look-up each
@@ -107,17 +107,20 @@ const NOT_TLDS: &[&[u8]] = &[
     b"json", b"txt", b"pdf", b"html", b"xml", b"yaml", b"yml", b"toml", b"lock",
 ];
 
+/// Where the domain starts after the `@` at `at`, or after the `%40` whose
+/// `%` is at `at`.
+#[inline]
+fn domain_start(v: &[u8], at: usize) -> Option<usize> {
+    if v[at] != b'%' {
+        return Some(at + 1);
+    }
+    (v.get(at + 1..at + 3) == Some(b"40")).then_some(at + 3)
+}
+
 /// At `@`, or at the `%` of a URL-encoded `%40`: an address
 /// `local@domain.tld`. Returns the span.
 pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
-    let domain = if v[at] == b'%' {
-        if v.get(at + 1..at + 3) != Some(b"40") {
-            return None;
-        }
-        at + 3
-    } else {
-        at + 1
-    };
+    let domain = domain_start(v, at)?;
     // Walks are bounded (a local part is at most 64 bytes, a domain 255)
     // so hostile values cannot make a scan quadratic.
     let lo = at.saturating_sub(71);
@@ -247,8 +250,7 @@ fn domain_letters(v: &[u8], d: usize) -> Domain {
             p
         } else {
             let x = word_at(v, p);
-            let l = (x | splat(0x20)) & LOW7;
-            let letter = at_least(l, b'a') & !at_least(l, b'z' + 1) & !x;
+            let letter = letters(x);
             let mut dot = bytes_equal(x, b'.');
             let ends = ((letter | dot) & HIGH) ^ HIGH;
             let t = ends & ends.wrapping_neg();
@@ -743,14 +745,7 @@ mod tests {
     /// `email` as it was before its eight-byte steps: one byte loop per
     /// label, the reference the fast paths are checked against.
     fn email_reference(v: &[u8], at: usize) -> Option<(usize, usize)> {
-        let domain = if v[at] == b'%' {
-            if v.get(at + 1..at + 3) != Some(b"40") {
-                return None;
-            }
-            at + 3
-        } else {
-            at + 1
-        };
+        let domain = domain_start(v, at)?;
         let lo = at.saturating_sub(71);
         let mut s = at;
         while s > lo && is_local(v[s - 1]) {

@@ -200,8 +200,13 @@ pub async fn run(
         let mut out: Vec<Bytes> = Vec::new();
         // On a masked connection the messages are copied into one buffer
         // as they are checked (rows masked on the way): one write per
-        // read, however many rows change.
-        let mut copied: Vec<u8> = Vec::new();
+        // read, however many rows change. Sized for what was read plus a
+        // little growth, so that it is not reallocated (and copied again)
+        // a dozen times per read as it grows from empty.
+        let mut copied: Vec<u8> = match mask {
+            Some(_) => Vec::with_capacity(buf.len() + buf.len() / 8),
+            None => Vec::new(),
+        };
         let mut failure = None;
         loop {
             let (tag, len) = match pg::check_header(&buf[scanned..], pg::MAX_MESSAGE_LEN) {

@@ -468,7 +468,7 @@ struct RowCtx<'a> {
 fn write_row(mut c: RowCtx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, String> {
     let row = backend::data_row_reader(msg).map_err(|e| e.to_string())?;
     if row.left() != c.cols.len() {
-        return Err(column_mismatch(&row, c.cols.len()));
+        return Err(column_mismatch(msg, c.cols.len()));
     }
     let start = out.len();
     rewrite(&mut c, msg, row, out).map_err(|(why, counted)| {
@@ -481,14 +481,11 @@ fn write_row(mut c: RowCtx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, S
 /// A row whose column count is not its result's: the row's own layout
 /// error if it has one (as for any row), else the mismatch.
 #[cold]
-fn column_mismatch(row: &backend::RowReader<'_>, columns: usize) -> String {
-    match row.check_rest() {
+#[inline(never)]
+fn column_mismatch(msg: &[u8], columns: usize) -> String {
+    match backend::data_row_reader(msg).and_then(|row| row.check_rest().map(|()| row.left())) {
         Err(e) => e.to_string(),
-        Ok(()) => format!(
-            "a row has {} values but its result has {} columns",
-            row.left(),
-            columns
-        ),
+        Ok(values) => format!("a row has {values} values but its result has {columns} columns"),
     }
 }
 

@@ -271,20 +271,21 @@ impl Spans<'_> {
             hit(None, &rule.label);
             return;
         }
+        // A partial e-mail, the commonest span, is written without
+        // `describe` and with its name known.
+        let email_partial = m.strategies[Detector::Email as usize] == Strategy::Partial;
         let mut at = 0;
         for f in self.found {
             out.extend_from_slice(&value[at..f.start]);
-            let (label, strategy, shape) = m.describe(f.kind);
-            strategy::render(
-                out,
-                &value[f.start..f.end],
-                label,
-                strategy,
-                m.keep,
-                shape,
-                &m.key,
-            );
+            let span = &value[f.start..f.end];
             at = f.end;
+            if f.kind == Kind::Builtin(Detector::Email) && email_partial {
+                strategy::email(out, span);
+                hit(Some(Detector::Email), Detector::Email.as_str());
+                continue;
+            }
+            let (label, strategy, shape) = m.describe(f.kind);
+            strategy::render_any(out, span, label, strategy, m.keep, shape, &m.key);
             let builtin = match f.kind {
                 Kind::Builtin(d) => Some(d),
                 Kind::Custom(_) | Kind::Words(_) => None,

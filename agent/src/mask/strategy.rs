@@ -45,7 +45,7 @@ pub(crate) fn render(
 }
 
 #[inline(never)]
-fn render_any(
+pub(crate) fn render_any(
     out: &mut Vec<u8>,
     span: &[u8],
     label: &str,
@@ -97,32 +97,28 @@ fn hash(out: &mut Vec<u8>, span: &[u8], key: &hmac::Key) {
 /// last `@`. Inlined into `Spans::write`, where most masked values go
 /// through it.
 #[inline(always)]
-fn email(out: &mut Vec<u8>, span: &[u8]) {
+pub(crate) fn email(out: &mut Vec<u8>, span: &[u8]) {
     let Some(at) = last_at(span) else {
         return generic(out, span, 0);
     };
     match span[0] {
-        // Most addresses start with an ASCII letter; `at == 0` leaves
-        // nothing to keep.
-        b if b < 0x80 => {
-            if at > 0 {
-                out.push(b);
-            }
-        }
+        // Most addresses start with an ASCII letter: one write with the
+        // stars.
+        b if b < 0x80 && at > 0 => out.extend_from_slice(&[b, b'*', b'*', b'*', b'*']),
         _ => email_first_char(out, span, at),
     }
-    out.extend_from_slice(b"****");
     out.extend_from_slice(&span[at..]);
 }
 
-/// The first character of an address that does not start with ASCII,
-/// unless it reaches the `@`.
+/// The first character of an address that does not start with ASCII
+/// unless it reaches the `@` (nothing for `at == 0`), then `****`.
 #[cold]
 fn email_first_char(out: &mut Vec<u8>, span: &[u8], at: usize) {
     let first = first_char_len(span);
     if first <= at {
         out.extend_from_slice(&span[..first]);
     }
+    out.extend_from_slice(b"****");
 }
 
 /// Where the last `@` in `span` is, reading eight bytes at a time from

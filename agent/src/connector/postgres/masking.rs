@@ -399,6 +399,18 @@ impl Counts {
         }
     }
 
+    /// Takes back one [`Counts::hit`].
+    fn unhit(&mut self, builtin: Option<Detector>, detector: &str) {
+        match builtin {
+            Some(d) => self.builtin[d as usize] -= 1,
+            None => {
+                if let Some((_, n)) = self.detectors.iter_mut().find(|(d, _)| d == detector) {
+                    *n -= 1;
+                }
+            }
+        }
+    }
+
     /// A custom detector, word list or column rule, counted by name.
     fn hit_named(&mut self, detector: &str) {
         match self.detectors.iter_mut().find(|(d, _)| d == detector) {
@@ -446,82 +458,104 @@ struct RowCtx<'a> {
 /// whether anything changed (if not, `out` got `msg` byte for byte). Text
 /// values are masked straight into `out`: no allocation per row.
 ///
-/// The row's layout is checked whole before anything is written or
-/// counted; then unchanged values are copied in runs (a row with nothing
-/// to mask in one copy), and each changed value is written with its new
-/// length word.
-fn write_row(c: RowCtx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, String> {
-    let values = backend::data_row_values(msg).map_err(|e| e.to_string())?;
-    if values.columns() != c.cols.len() {
-        return Err(format!(
-            "a row has {} values but its result has {} columns",
-            values.columns(),
-            c.cols.len()
-        ));
+/// The values are read, checked and masked in one walk: unchanged values
+/// are copied in runs (a row with nothing to mask in one copy), and each
+/// changed value is written with its new length word. A row that turns
+/// out not to decode leaves nothing behind: what it wrote is cut off and
+/// what it counted taken back ([`uncount`]); the rest of the row is
+/// checked before a value of another kind is masked (those count into
+/// the summary straight away).
+fn write_row(mut c: RowCtx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Result<bool, String> {
+    let row = backend::data_row_reader(msg).map_err(|e| e.to_string())?;
+    if row.left() != c.cols.len() {
+        return Err(column_mismatch(msg, c.cols.len()));
     }
     let start = out.len();
-    let r = rewrite(c, msg, values, out);
-    if r.is_err() {
-        // Nothing half-written leaves.
+    rewrite(&mut c, msg, row, out).map_err(|(why, counted)| {
         out.truncate(start);
-    }
-    r
+        uncount(&mut c, msg, counted);
+        why
+    })
 }
 
-/// [`write_row`] once the row's layout is known good.
+/// A row whose column count is not its result's: the row's own layout
+/// error if it has one (as for any row), else the mismatch.
+#[cold]
+#[inline(never)]
+fn column_mismatch(msg: &[u8], columns: usize) -> String {
+    match backend::data_row_reader(msg).and_then(|row| row.check_rest().map(|()| row.left())) {
+        Err(e) => e.to_string(),
+        Ok(values) => format!("a row has {values} values but its result has {columns} columns"),
+    }
+}
+
+/// [`write_row`] once the row's header and column count are known good.
+/// An error comes with the number of columns whose text values may have
+/// been counted.
 fn rewrite(
-    c: RowCtx<'_>,
+    c: &mut RowCtx<'_>,
     msg: &[u8],
-    values: backend::RowValues<'_>,
+    mut row: backend::RowReader<'_>,
     out: &mut Vec<u8>,
-) -> Result<bool, String> {
+) -> Result<bool, (String, usize)> {
     let start = out.len();
     // `msg[..copied]` is in `out` already (as it was, or rewritten);
     // zero while nothing changed.
     let mut copied = 0;
-    let mut seen = 0;
-    for (i, (val, col)) in values.zip(c.cols).enumerate() {
-        seen += 1;
-        let Some(v) = val.value else { continue };
+    // Whether the rest of the row was checked.
+    let mut checked = false;
+    for (i, col) in c.cols.iter().enumerate() {
+        let Some(v) = row.next_value().map_err(|e| (e.to_string(), i))? else {
+            continue;
+        };
         let new = match col.how {
             How::Text => {
                 let Some(spans) = c.masker.find(v, &col.plan, c.scratch) else {
                     continue;
                 };
-                out.extend_from_slice(&msg[copied..val.span.start]);
+                let end = row.pos();
+                out.extend_from_slice(&msg[copied..end - v.len() - 4]);
                 let len_at = out.len();
                 out.extend_from_slice(&[0; 4]);
                 let counts = &mut *c.counts;
                 spans.write(out, |d, label| counts.hit(d, label));
                 counts.per_column[i] += 1;
                 let n = i32::try_from(out.len() - len_at - 4)
-                    .map_err(|_| "a masked value is too long".to_string())?;
+                    .map_err(|_| ("a masked value is too long".to_string(), i + 1))?;
                 out[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
-                copied = val.span.end;
+                copied = end;
                 continue;
             }
-            _ => value(c.masker, col, v, c.tally),
+            _ => {
+                if !checked {
+                    row.check_rest().map_err(|e| (e.to_string(), i))?;
+                    checked = true;
+                }
+                value(c.masker, col, v, c.tally)
+            }
         };
         let new = match new {
             Out::Same => continue,
             Out::Value(n) => Some(n),
             Out::Null => None,
         };
-        out.extend_from_slice(&msg[copied..val.span.start]);
+        let end = row.pos();
+        out.extend_from_slice(&msg[copied..end - v.len() - 4]);
         match new {
             Some(n) => {
-                let len =
-                    i32::try_from(n.len()).map_err(|_| "a masked value is too long".to_string())?;
+                let len = i32::try_from(n.len())
+                    .map_err(|_| ("a masked value is too long".to_string(), i))?;
                 out.extend_from_slice(&len.to_be_bytes());
                 out.extend_from_slice(&n);
             }
             None => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
-        copied = val.span.end;
+        copied = end;
     }
-    if seen != c.cols.len() {
-        // Not reached: the layout was checked.
-        return Err("a row does not decode".into());
+    let all = c.cols.len();
+    if !checked {
+        // Anything after the last value.
+        row.check_rest().map_err(|e| (e.to_string(), all))?;
     }
     if copied == 0 {
         out.extend_from_slice(msg);
@@ -531,9 +565,37 @@ fn rewrite(
     let len = u32::try_from(out.len() - start - 1)
         .ok()
         .filter(|l| *l as usize <= hoop_proto::pg::MAX_MESSAGE_LEN)
-        .ok_or_else(|| "a masked row is too long".to_string())?;
+        .ok_or_else(|| ("a masked row is too long".to_string(), all))?;
     out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
     Ok(true)
+}
+
+/// Takes back what [`rewrite`] counted for the text values of a row's
+/// first `columns` columns, the row having failed: the same values masked
+/// again (into a buffer thrown away), each match uncounted.
+#[cold]
+#[inline(never)]
+fn uncount(c: &mut RowCtx<'_>, msg: &[u8], columns: usize) {
+    let Ok(mut row) = backend::data_row_reader(msg) else {
+        return;
+    };
+    let mut sink = Vec::new();
+    for (i, col) in c.cols.iter().enumerate().take(columns) {
+        let Ok(Some(v)) = row.next_value() else {
+            continue;
+        };
+        if col.how != How::Text {
+            continue;
+        }
+        if let Some(spans) = c.masker.find(v, &col.plan, c.scratch) {
+            let counts = &mut *c.counts;
+            spans.write(&mut sink, |d, label| counts.unhit(d, label));
+            counts.per_column[i] -= 1;
+            sink.clear();
+        }
+    }
+    // A name counted only by this row goes, as if never counted.
+    c.counts.detectors.retain(|(_, n)| *n > 0);
 }
 
 /// Masks one DataRow on its own: `Ok(None)` when nothing changed.

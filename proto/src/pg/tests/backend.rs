@@ -488,3 +488,72 @@ fn data_row_values_check_first_then_iterate() {
     encode_data_row::<&[u8]>(&[], &mut empty).unwrap();
     assert_eq!(data_row_values(&empty).unwrap().columns(), 0);
 }
+
+/// Reads a row with [`RowReader`] to its end: its values, or the first
+/// error.
+fn read_all(msg: &[u8]) -> Result<Vec<Option<&[u8]>>, crate::pg::DecodeError> {
+    let mut row = crate::pg::backend::data_row_reader(msg)?;
+    let mut values = Vec::new();
+    while row.left() > 0 {
+        values.push(row.next_value()?);
+    }
+    row.check_rest()?;
+    Ok(values)
+}
+
+#[test]
+fn row_reader_checks_as_it_reads() {
+    use crate::pg::backend::{data_row_ranges, data_row_reader};
+    let mut msg = Vec::new();
+    encode_data_row(&[Some(&b"ab"[..]), None, Some(&b""[..])], &mut msg).unwrap();
+    assert_eq!(
+        read_all(&msg).unwrap(),
+        [Some(&b"ab"[..]), None, Some(&b""[..])]
+    );
+    let mut row = data_row_reader(&msg).unwrap();
+    assert_eq!(row.left(), 3);
+    assert_eq!(row.pos(), 7);
+    row.check_rest().unwrap();
+    assert_eq!(row.next_value().unwrap(), Some(&b"ab"[..]));
+    assert_eq!(row.pos(), 13);
+    row.check_rest().unwrap();
+    assert_eq!(row.next_value().unwrap(), None);
+    assert_eq!(row.next_value().unwrap(), Some(&b""[..]));
+    assert_eq!(row.pos(), msg.len());
+    row.check_rest().unwrap();
+    // Past the last value: an error, not the next bytes.
+    assert!(row.next_value().is_err());
+    // The same errors as data_row_ranges, for every truncation and for
+    // each length word set to something that does not fit, whether read
+    // to the end or checked after the first value.
+    let mut ranges = Vec::new();
+    let mut cases: Vec<Vec<u8>> = (0..msg.len()).map(|cut| msg[..cut].to_vec()).collect();
+    for (at, word) in [(7, 1000i32), (7, -2), (13, 5), (17, 1), (5, 4), (5, 2)] {
+        let mut bad = msg.clone();
+        if at == 5 {
+            bad[5..7].copy_from_slice(&(word as u16).to_be_bytes());
+        } else {
+            bad[at..at + 4].copy_from_slice(&word.to_be_bytes());
+        }
+        cases.push(bad);
+    }
+    let mut trailing = msg.clone();
+    trailing.push(0);
+    cases.push(trailing);
+    for bad in &cases {
+        let want = data_row_ranges(bad, &mut ranges).unwrap_err();
+        assert_eq!(read_all(bad).unwrap_err(), want, "{bad:?}");
+        let first = data_row_reader(bad).and_then(|mut row| {
+            if row.left() > 0 && row.next_value().is_ok() {
+                row.check_rest()
+            } else {
+                Err(want.clone())
+            }
+        });
+        assert_eq!(first.unwrap_err(), want, "{bad:?}");
+    }
+    // No columns at all.
+    let mut empty = Vec::new();
+    encode_data_row::<&[u8]>(&[], &mut empty).unwrap();
+    assert_eq!(read_all(&empty).unwrap(), Vec::<Option<&[u8]>>::new());
+}

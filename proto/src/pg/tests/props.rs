@@ -6,7 +6,9 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::pg::auth::{SaslInitialResponse, decode_password, decode_sasl_response};
-use crate::pg::backend::{DataRow, data_row_ranges, data_row_values, encode_data_row};
+use crate::pg::backend::{
+    DataRow, data_row_ranges, data_row_reader, data_row_values, encode_data_row,
+};
 use crate::pg::frontend::{Bind, encode_bind};
 
 /// Runs every decoder that could see this message.
@@ -119,6 +121,14 @@ proptest! {
         let mut ranges = vec![None; 3];
         let got = data_row_ranges(&msg.bytes, &mut ranges);
         let walked = data_row_values(&msg.bytes);
+        // Read value by value, each checked as it is read.
+        let read = data_row_reader(&msg.bytes).and_then(|mut r| {
+            let mut vals = Vec::new();
+            while r.left() > 0 {
+                vals.push(r.next_value()?);
+            }
+            r.check_rest().map(|()| vals)
+        });
         match want {
             Ok(row) => {
                 prop_assert_eq!(got, Ok(()));
@@ -126,11 +136,13 @@ proptest! {
                 let walked = walked.unwrap();
                 prop_assert_eq!(walked.columns(), row.len());
                 let vals: Vec<Option<&[u8]>> = walked.map(|v| v.value).collect();
-                prop_assert_eq!(vals, row.iter().collect::<Vec<_>>());
+                prop_assert_eq!(&vals, &row.iter().collect::<Vec<_>>());
+                prop_assert_eq!(read, Ok(vals));
             }
             Err(e) => {
                 prop_assert_eq!(got, Err(e.clone()));
-                prop_assert_eq!(walked.map(|_| ()), Err(e));
+                prop_assert_eq!(walked.map(|_| ()), Err(e.clone()));
+                prop_assert_eq!(read.map(|_| ()), Err(e));
             }
         }
     }

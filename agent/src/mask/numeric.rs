@@ -223,9 +223,6 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
     // us from it: used to refuse windows inside longer digit sequences.
     let left_run = left_neighbour(v, lead);
 
-    // One run past MAX_RUNS is kept only as the right neighbour.
-    let usable = m.min(MAX_RUNS);
-
     if sc.en.dni && !plus {
         if let Some(end) = dni(v, &runs[..m]) {
             sc.push(i, end, Detector::Dni);
@@ -252,6 +249,49 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
     {
         return word_end(v, runs[m - 1].e);
     }
+    let at = Lead {
+        i,
+        lead,
+        left_run,
+        plus,
+        paren,
+        left_blocked,
+    };
+    windows(sc, &runs[..m], at, not_personal)
+}
+
+/// Where a group starts, as `group_at` found it, for `windows`.
+#[derive(Clone, Copy)]
+struct Lead {
+    /// The first digit.
+    i: usize,
+    /// The `+` or `(` before it, or `i`.
+    lead: usize,
+    left_run: Option<(u8, usize)>,
+    plus: bool,
+    paren: bool,
+    left_blocked: bool,
+}
+
+/// The windows of the group `runs` (as collected, maybe one past
+/// `MAX_RUNS`), longest first: what `group_at` returns once its cheap
+/// refusals are past. Out of line, so that the groups `group_at` settles
+/// early (tracking numbers, invoices, prices) do not pay for this one's
+/// registers and stack.
+#[inline(never)]
+fn windows(sc: &mut Scan<'_>, runs: &[Run], at: Lead, mut not_personal: Option<bool>) -> usize {
+    let v = sc.v;
+    let m = runs.len();
+    let Lead {
+        i,
+        lead,
+        left_run,
+        plus,
+        paren,
+        left_blocked,
+    } = at;
+    // One run past MAX_RUNS is kept only as the right neighbour.
+    let usable = m.min(MAX_RUNS);
     let mut nd: usize = runs[..usable].iter().map(|r| r.e - r.s).sum();
     let mut ctx: Option<Hints> = None;
     for b in (1..=usable).rev() {
@@ -278,7 +318,7 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
             return end;
         }
     }
-    restart_run(v, &runs[..m]).map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
+    restart_run(v, runs).map_or_else(|| word_end(v, runs[m - 1].e), |k| runs[k].s)
 }
 
 /// Whether "not personal" context (the column, or the word before `lead`)
@@ -446,8 +486,18 @@ fn iban_after_letters(sc: &mut Scan<'_>, i: usize) -> Option<usize> {
 /// detector: `YYYY-MM-DD` (or with `/` or `.`), then optionally `T` or a
 /// space and `HH:MM[:SS[.ffffff]]`, are skipped whole. (No window that
 /// starts with runs of 4, 2 and 2 digits fits a detector's shape.) `at`
-/// is the end of the four-digit year.
+/// is the end of the four-digit year. The separator found again three
+/// bytes on is tested inline: most four-digit runs fail there
+/// (`ORD-2024-0001234`, `9400 1000 ...`) without a call.
+#[inline(always)]
 fn datetime_end(v: &[u8], at: usize) -> Option<usize> {
+    match (v.get(at), v.get(at + 3)) {
+        (Some(a), Some(b)) if a == b => datetime_rest(v, at),
+        _ => None,
+    }
+}
+
+fn datetime_rest(v: &[u8], at: usize) -> Option<usize> {
     let two = |p: usize| {
         v.get(p..p + 2)
             .is_some_and(|d| d.iter().all(u8::is_ascii_digit))

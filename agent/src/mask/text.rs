@@ -139,34 +139,43 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     // one of the rarer bytes (`_ % + ' -`) goes on a byte at a time below.
     let mut pairs = 0;
     let mut above = 0;
-    let pair = loop {
-        if s <= lo {
-            break pairs != 0;
-        }
-        let x = if let Some(c) = v.get(..s).and_then(<[u8]>::last_chunk::<8>) {
-            u64::from_le_bytes(*c)
-        } else if let Some(c) = v.first_chunk::<8>() {
-            // Fewer than eight before `s`: they come last, after zeros
-            // (which end the run).
-            u64::from_le_bytes(*c) << (8 * (8 - s))
-        } else {
-            break true;
+    let (mut stop, mut p) = (0, 0);
+    while s > lo {
+        let Some(c) = v.get(..s).and_then(<[u8]>::last_chunk::<8>) else {
+            break;
         };
-        let (common, dot) = common_local(x);
-        let stop = !common & HIGH;
+        let dot;
+        (stop, dot) = common_local(u64::from_le_bytes(*c));
         // Pairs of dots, the top byte with the bottom byte of the word
         // above.
-        let p = dot & ((dot >> 8) | (above << 56));
+        p = dot & ((dot >> 8) | (above << 56));
         if stop != 0 {
-            s -= stop.leading_zeros() as usize / 8;
-            // Only pairs above the highest stop byte are in the run (the
-            // stop byte is no dot, so comparing the masks tells).
-            break pairs != 0 || p > stop;
+            break;
         }
         pairs |= p;
         above = dot;
         s -= 8;
-    };
+    }
+    let mut pair = pairs != 0;
+    if stop == 0 && s > lo {
+        // Fewer than eight before `s`: they come last, after zeros (which
+        // end the run).
+        match v.first_chunk::<8>() {
+            Some(c) => {
+                let dot;
+                (stop, dot) = common_local(u64::from_le_bytes(*c) << (8 * (8 - s)));
+                p = dot & ((dot >> 8) | (above << 56));
+            }
+            // `double_dot` looks at the local part below.
+            None => pair = true,
+        }
+    }
+    if stop != 0 {
+        s -= stop.leading_zeros() as usize / 8;
+        // Only pairs above the highest stop byte are in the run (the stop
+        // byte is no dot, so comparing the masks tells).
+        pair |= p > stop;
+    }
     if s < lo {
         return None;
     }
@@ -214,8 +223,8 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     (end - tld >= 2 && !file_extension(&v[..end], end - tld)).then_some((s, end))
 }
 
-/// Per byte of `x`, the high bit when the byte is a letter, a digit, a
-/// dot or non-ASCII (every byte of a local part but `_ % + ' -`); and
+/// Per byte of `x`, the high bit when the byte is not a letter, a digit,
+/// a dot or non-ASCII (every byte of a local part but `_ % + ' -`); and
 /// the dots, with the non-ASCII bytes whose low seven bits are a dot.
 #[inline]
 fn common_local(x: u64) -> (u64, u64) {
@@ -226,7 +235,7 @@ fn common_local(x: u64) -> (u64, u64) {
     // `low ^ '.'` is zero, and adding LOW7 leaves the high bit clear,
     // only at a dot.
     let dot = !((low ^ splat(b'.')) + LOW7) & HIGH;
-    ((letter | digit | dot | x) & HIGH, dot)
+    (!(letter | digit | dot | x) & HIGH, dot)
 }
 
 /// Whether `local` has two dots in a row: eight bytes a step, the last
@@ -528,6 +537,16 @@ fn is_key(b: u8) -> bool {
 
 fn secret_key(key: &[u8]) -> bool {
     if key.len() < 2 || key.len() > 64 {
+        return false;
+    }
+    // Every key ends in one of these letter pairs (in any case: `| 0x20`
+    // makes a lowercase letter of a letter only); most keys (`file:`) are
+    // refused here.
+    let tail = [key[key.len() - 2] | 0x20, key[key.len() - 1] | 0x20];
+    if !matches!(
+        &tail,
+        b"rd" | b"wd" | b"se" | b"et" | b"ey" | b"en" | b"al" | b"ls" | b"ss" | b"pw"
+    ) {
         return false;
     }
     let mut low = [0u8; 64];
@@ -984,6 +1003,15 @@ mod tests {
             found > 10_000,
             "{found} addresses: the cases miss the fast paths"
         );
+    }
+
+    #[test]
+    fn every_secret_key_ends_in_a_listed_pair() {
+        for k in SECRET_KEYS.iter().chain(SHORT_KEYS) {
+            let k = k.to_ascii_uppercase();
+            assert!(secret_key(&k), "{k:?}");
+            assert!(secret_key(&[b"X-".as_slice(), &k].concat()), "{k:?}");
+        }
     }
 
     #[test]

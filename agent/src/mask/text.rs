@@ -9,7 +9,7 @@
 use std::net::Ipv6Addr;
 
 use super::scan::{Scan, is_alnum};
-use super::swar::{HIGH, bytes_equal, letters, word_at};
+use super::swar::{HIGH, LOW7, at_least, bytes_equal, splat, word_at};
 use crate::config::mask::Detector;
 
 /// Bytes of a local part and of a domain label, one table look-up each
@@ -39,46 +39,54 @@ fn is_label(b: u8) -> bool {
     EMAIL_CLASS[usize::from(b)] & LABEL != 0
 }
 
-/// Whether `tld` is one of `NOT_TLDS`, in any case.
-fn file_extension(tld: &[u8]) -> bool {
-    // Every entry is 2 to 4 letters long: longer ones are never compared.
-    if !(2..=4).contains(&tld.len()) {
+/// Whether the last `n` bytes of `head` are one of `NOT_TLDS`, in any
+/// case.
+fn file_extension(head: &[u8], n: usize) -> bool {
+    // Every entry is 2 to 4 letters long, read as a `u32` with zeros
+    // after it.
+    if !(2..=4).contains(&n) || head.len() < n {
         return false;
     }
+    let w = match head.last_chunk::<4>() {
+        Some(c) => u32::from_le_bytes(*c) >> (8 * (4 - n)),
+        None => {
+            let mut w = [0; 4];
+            w[..n].copy_from_slice(&head[head.len() - n..]);
+            u32::from_le_bytes(w)
+        }
+    };
     // `| 0x20` lowercases a letter, and only a letter (upper or lower
-    // case) becomes a lowercase letter by it: exact for letter-only keys.
-    let mut low = [0u8; 4];
-    for (d, &b) in low.iter_mut().zip(tld) {
-        *d = b | 0x20;
-    }
-    // A match compiles to a few compares per length; keep it in step
-    // with `NOT_TLDS` (the test below checks).
-    matches!(
-        &low[..tld.len()],
-        b"png"
-            | b"jpg"
-            | b"jpeg"
-            | b"gif"
-            | b"svg"
-            | b"webp"
-            | b"ico"
-            | b"bmp"
-            | b"css"
-            | b"js"
-            | b"ts"
-            | b"json"
-            | b"txt"
-            | b"pdf"
-            | b"html"
-            | b"xml"
-            | b"yaml"
-            | b"yml"
-            | b"toml"
-            | b"lock"
-    )
+    // case) becomes a lowercase letter by it: exact for letter-only keys,
+    // and never zero, so lengths do not mix (and no key is an empty slot).
+    let key = (w | 0x2020_2020) & (u32::MAX >> (8 * (4 - n)));
+    FILE_EXTENSIONS[ext_slot(key)] == key
 }
 
-#[cfg(test)]
+/// `NOT_TLDS` by a perfect hash of their `file_extension` keys.
+const EXT_HASH: u32 = 0x4eac_98d7;
+const fn ext_slot(key: u32) -> usize {
+    (key.wrapping_mul(EXT_HASH) >> 27) as usize
+}
+static FILE_EXTENSIONS: [u32; 32] = {
+    let mut t = [0u32; 32];
+    let mut i = 0;
+    while i < NOT_TLDS.len() {
+        let e = NOT_TLDS[i];
+        let mut w = [0u8; 4];
+        let mut k = 0;
+        while k < e.len() {
+            w[k] = e[k];
+            k += 1;
+        }
+        let key = u32::from_le_bytes(w);
+        let slot = ext_slot(key);
+        assert!(t[slot] == 0, "EXT_HASH is no perfect hash of the list");
+        t[slot] = key;
+        i += 1;
+    }
+    t
+};
+
 const _: () = {
     let mut i = 0;
     while i < NOT_TLDS.len() {
@@ -101,7 +109,6 @@ const _: () = {
 
 /// Top-level "domains" that are really file extensions (`icon@2x.png`):
 /// what `file_extension` matches.
-#[cfg(test)]
 const NOT_TLDS: &[&[u8]] = &[
     b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"bmp", b"css", b"js", b"ts",
     b"json", b"txt", b"pdf", b"html", b"xml", b"yaml", b"yml", b"toml", b"lock",
@@ -122,53 +129,77 @@ fn domain_start(v: &[u8], at: usize) -> Option<usize> {
 pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     let domain = domain_start(v, at)?;
     // Walks are bounded (a local part is at most 64 bytes, a domain 255)
-    // so hostile values cannot make a scan quadratic.
+    // so hostile values cannot make a scan quadratic: the run of local
+    // bytes before `at` is looked at for 71 bytes at most (`lo`), and a
+    // longer one is no address.
     let lo = at.saturating_sub(71);
     let mut s = at;
-    // Eight bytes a step, then four, while all are in the local part (one
-    // test of the AND of their table look-ups), then a byte at a time.
-    // Written out: a fold over the window measured slower. Noting `..` on
-    // this walk also measured slower than the separate `double_dot` over
-    // the stripped local part below (a `..` in the strip must not count).
-    while s >= lo + 8 {
-        let w = &v[s - 8..s];
-        let c = EMAIL_CLASS[usize::from(w[0])]
-            & EMAIL_CLASS[usize::from(w[1])]
-            & EMAIL_CLASS[usize::from(w[2])]
-            & EMAIL_CLASS[usize::from(w[3])]
-            & EMAIL_CLASS[usize::from(w[4])]
-            & EMAIL_CLASS[usize::from(w[5])]
-            & EMAIL_CLASS[usize::from(w[6])]
-            & EMAIL_CLASS[usize::from(w[7])];
-        if c & LOCAL == 0 {
+    // Eight bytes a step, the bytes before `s`, while all are letters,
+    // digits, dots or non-ASCII (`common_local`), noting `..` on the way;
+    // one of the rarer bytes (`_ % + ' -`) goes on a byte at a time below.
+    let mut pairs = 0;
+    let mut above = 0;
+    let (mut stop, mut p) = (0, 0);
+    while s > lo {
+        let Some(c) = v.get(..s).and_then(<[u8]>::last_chunk::<8>) else {
+            break;
+        };
+        let dot;
+        (stop, dot) = common_local(u64::from_le_bytes(*c));
+        // Pairs of dots, the top byte with the bottom byte of the word
+        // above.
+        p = dot & ((dot >> 8) | (above << 56));
+        if stop != 0 {
             break;
         }
+        pairs |= p;
+        above = dot;
         s -= 8;
     }
-    while s >= lo + 4 {
-        let w = &v[s - 4..s];
-        let c = EMAIL_CLASS[usize::from(w[0])]
-            & EMAIL_CLASS[usize::from(w[1])]
-            & EMAIL_CLASS[usize::from(w[2])]
-            & EMAIL_CLASS[usize::from(w[3])];
-        if c & LOCAL == 0 {
-            break;
+    let mut pair = pairs != 0;
+    if stop == 0 && s > lo {
+        // Fewer than eight before `s`: they come last, after zeros (which
+        // end the run).
+        match v.first_chunk::<8>() {
+            Some(c) => {
+                let dot;
+                (stop, dot) = common_local(u64::from_le_bytes(*c) << (8 * (8 - s)));
+                p = dot & ((dot >> 8) | (above << 56));
+            }
+            // `double_dot` looks at the local part below.
+            None => pair = true,
         }
-        s -= 4;
     }
-    while s > lo && is_local(v[s - 1]) {
-        s -= 1;
+    if stop != 0 {
+        s -= stop.leading_zeros() as usize / 8;
+        // Only pairs above the highest stop byte are in the run (the stop
+        // byte is no dot, so comparing the masks tells).
+        pair |= p > stop;
     }
-    if s > 0 && is_local(v[s - 1]) {
+    if s < lo {
         return None;
     }
+    let pair = if s > 0 && is_local(v[s - 1]) {
+        while s > lo && is_local(v[s - 1]) {
+            s -= 1;
+        }
+        if s > 0 && is_local(v[s - 1]) {
+            return None;
+        }
+        true
+    } else {
+        pair
+    };
     // Quotes and dots may surround the address in prose; they are not
     // part of it.
     while s < at && matches!(v[s], b'.' | b'\'' | b'-' | b'+') {
         s += 1;
     }
     let local = &v[s..at];
-    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || double_dot(local) {
+    // A `..` in the stripped bytes does not count: `double_dot` decides
+    // when the walk saw one (or did not look at every byte).
+    if local.is_empty() || local.len() > 64 || local.ends_with(b".") || (pair && double_dot(local))
+    {
         return None;
     }
     // `scheme://user@host` names a user, not a mailbox.
@@ -189,7 +220,22 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
             (tld, end)
         }
     };
-    (end - tld >= 2 && !file_extension(&v[tld..end])).then_some((s, end))
+    (end - tld >= 2 && !file_extension(&v[..end], end - tld)).then_some((s, end))
+}
+
+/// Per byte of `x`, the high bit when the byte is not a letter, a digit,
+/// a dot or non-ASCII (every byte of a local part but `_ % + ' -`); and
+/// the dots, with the non-ASCII bytes whose low seven bits are a dot.
+#[inline]
+fn common_local(x: u64) -> (u64, u64) {
+    let low = x & LOW7;
+    let lower = low | splat(0x20);
+    let letter = at_least(lower, b'a') & !at_least(lower, b'z' + 1);
+    let digit = at_least(low, b'0') & !at_least(low, b'9' + 1);
+    // `low ^ '.'` is zero, and adding LOW7 leaves the high bit clear,
+    // only at a dot.
+    let dot = !((low ^ splat(b'.')) + LOW7) & HIGH;
+    (!(letter | digit | dot | x) & HIGH, dot)
 }
 
 /// Whether `local` has two dots in a row: eight bytes a step, the last
@@ -241,46 +287,57 @@ fn domain_letters(v: &[u8], d: usize) -> Domain {
     // makes an empty label.
     let mut dot_before: u64 = 1 << 63;
     let mut empty = 0;
-    let mut last_dot = None;
+    // The last word with a dot in the run: where it starts, its dots.
+    let (mut last_at, mut last) = (0, 0);
     let mut p = d;
     while p < d + 32 {
-        let end = if p >= v.len() {
+        if p >= v.len() {
             // The run reached the end of the value, after a dot?
             empty |= dot_before & 1 << 63;
-            p
-        } else {
-            let x = word_at(v, p);
-            let letter = letters(x);
-            let mut dot = bytes_equal(x, b'.');
-            let ends = ((letter | dot) & HIGH) ^ HIGH;
-            let t = ends & ends.wrapping_neg();
-            if t != 0 {
-                dot &= t - 1;
-            }
-            if dot != 0 {
-                last_dot = Some(p + (63 - dot.leading_zeros() as usize) / 8);
-            }
-            // The byte that ends the run, if any, counts as a dot.
-            let dot = dot | t;
-            empty |= dot & ((dot << 8) | (dot_before >> 56));
-            dot_before = dot;
-            if t == 0 {
-                p += 8;
-                continue;
-            }
-            p + ends.trailing_zeros() as usize / 8
-        };
-        // A byte of a label that is not a letter (a digit, `-`, non-ASCII)
-        // may continue the last one.
-        if empty != 0 || v.get(end).is_some_and(|&b| is_label(b)) {
-            return Domain::Unsure;
+            return domain_end(v, p, empty, last_at, last);
         }
-        return match last_dot {
-            Some(q) => Domain::Alpha(q + 1, end),
-            None => Domain::NotAddress,
-        };
+        let x = word_at(v, p);
+        let low = x & LOW7;
+        let lower = low | splat(0x20);
+        let letter = at_least(lower, b'a') & !at_least(lower, b'z' + 1);
+        let dot = !((low ^ splat(b'.')) + LOW7);
+        // Letters and dots, ASCII only.
+        let run = (letter | dot) & !x & HIGH;
+        let mut dot = dot & run;
+        let ends = run ^ HIGH;
+        // The byte that ends the run, if any, counts as a dot.
+        let t = ends & ends.wrapping_neg();
+        dot &= t.wrapping_sub(1);
+        let edges = dot | t;
+        empty |= edges & ((edges << 8) | (dot_before >> 56));
+        if dot != 0 {
+            (last_at, last) = (p, dot);
+        }
+        if t == 0 {
+            dot_before = dot;
+            p += 8;
+            continue;
+        }
+        let end = p + t.trailing_zeros() as usize / 8;
+        return domain_end(v, end, empty, last_at, last);
     }
     Domain::Unsure
+}
+
+/// `domain_letters` at the end of the run: `last` holds the dots of the
+/// word from `last_at`, the last word with a dot.
+#[inline]
+fn domain_end(v: &[u8], end: usize, empty: u64, last_at: usize, last: u64) -> Domain {
+    // A byte of a label that is not a letter (a digit, `-`, non-ASCII)
+    // may continue the last one.
+    if empty != 0 || v.get(end).is_some_and(|&b| is_label(b)) {
+        return Domain::Unsure;
+    }
+    if last == 0 {
+        return Domain::NotAddress;
+    }
+    let q = last_at + (63 - last.leading_zeros() as usize) / 8;
+    Domain::Alpha(q + 1, end)
 }
 
 /// The domain from `d` label by label, for any shape: its last label,
@@ -427,7 +484,13 @@ fn is_token(b: u8) -> bool {
 /// authentication` in prose is left alone).
 pub(super) fn bearer(v: &[u8], i: usize) -> Option<(usize, usize)> {
     let word = v.get(i..i + 6)?;
-    if !word.eq_ignore_ascii_case(b"bearer") || (i > 0 && is_alnum(v[i - 1])) {
+    // `| 0x20` lowercases a letter, and only a letter becomes a lowercase
+    // letter by it: four bytes at once turn most `B`s away.
+    let head = u32::from_le_bytes([word[0], word[1], word[2], word[3]]) | 0x2020_2020;
+    if head != u32::from_le_bytes(*b"bear")
+        || !word.eq_ignore_ascii_case(b"bearer")
+        || (i > 0 && is_alnum(v[i - 1]))
+    {
         return None;
     }
     let mut s = i + 6;
@@ -474,6 +537,16 @@ fn is_key(b: u8) -> bool {
 
 fn secret_key(key: &[u8]) -> bool {
     if key.len() < 2 || key.len() > 64 {
+        return false;
+    }
+    // Every key ends in one of these letter pairs (in any case: `| 0x20`
+    // makes a lowercase letter of a letter only); most keys (`file:`) are
+    // refused here.
+    let tail = [key[key.len() - 2] | 0x20, key[key.len() - 1] | 0x20];
+    if !matches!(
+        &tail,
+        b"rd" | b"wd" | b"se" | b"et" | b"ey" | b"en" | b"al" | b"ls" | b"ss" | b"pw"
+    ) {
         return false;
     }
     let mut low = [0u8; 64];
@@ -700,10 +773,34 @@ pub(super) fn ipv6(v: &[u8], colon: usize) -> Result<(usize, usize), NoV6> {
     if glued { Ok((s, e)) } else { Err(NoV6::Here) }
 }
 
+/// Whether the colon at `i` is the only one in its run of hex digits,
+/// colons and dots (`14:05`), so no address holds it: a few bytes each
+/// way, before `ipv6`'s walks. A longer run is left to `ipv6`.
+fn lone_colon(v: &[u8], i: usize) -> bool {
+    let mut s = i;
+    while s > 0 && v[s - 1].is_ascii_hexdigit() {
+        if i - s == 4 {
+            return false;
+        }
+        s -= 1;
+    }
+    if s > 0 && v[s - 1] == b':' {
+        return false;
+    }
+    let mut e = i + 1;
+    while e < v.len() && (v[e].is_ascii_hexdigit() || v[e] == b'.') {
+        if e - i == 8 {
+            return false;
+        }
+        e += 1;
+    }
+    v.get(e) != Some(&b':')
+}
+
 /// Dispatch for a `:` trigger.
 pub(super) fn at_colon(sc: &mut Scan<'_>, i: usize) -> usize {
     let after = at_colon_no_v6(sc, i);
-    if after != i + 1 || !sc.en.ip {
+    if after != i + 1 || !sc.en.ip || lone_colon(sc.v, i) {
         return after;
     }
     match ipv6(sc.v, i) {
@@ -909,10 +1006,49 @@ mod tests {
     }
 
     #[test]
+    fn every_secret_key_ends_in_a_listed_pair() {
+        for k in SECRET_KEYS.iter().chain(SHORT_KEYS) {
+            let k = k.to_ascii_uppercase();
+            assert!(secret_key(&k), "{k:?}");
+            assert!(secret_key(&[b"X-".as_slice(), &k].concat()), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn a_lone_colon_holds_no_address() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        const PARTS: &[&[u8]] = &[
+            b":", b":", b"::", b".", b"14", b"05", b"fe80", b"2001", b"db8", b"1", b"ffff", b"a",
+            b"g", b"_", b" ", b"1.2.3.4", b"abcdef", b"x", b"0",
+        ];
+        let mut lone = 0;
+        for _ in 0..200_000 {
+            let v: Vec<u8> = (0..1 + r.below(10))
+                .flat_map(|_| r.pick(PARTS))
+                .copied()
+                .collect();
+            for i in 0..v.len() {
+                if v[i] == b':' && lone_colon(&v, i) {
+                    lone += 1;
+                    assert!(
+                        ipv6(&v, i).is_err(),
+                        "{:?} at {i}",
+                        v.escape_ascii().to_string()
+                    );
+                }
+            }
+        }
+        assert!(lone > 10_000, "{lone} lone colons");
+    }
+
+    #[test]
     fn file_extensions_are_found_in_any_case() {
         for t in NOT_TLDS {
-            assert!(file_extension(t), "{t:?}");
-            assert!(file_extension(&t.to_ascii_uppercase()), "{t:?}");
+            assert!(file_extension(t, t.len()), "{t:?}");
+            assert!(file_extension(&t.to_ascii_uppercase(), t.len()), "{t:?}");
+            // After other bytes, as `email` reads it.
+            let after = [b"xy.".as_slice(), t].concat();
+            assert!(file_extension(&after, t.len()), "{t:?}");
         }
         // Every four-byte-or-shorter string of letters is found exactly
         // when it is listed.
@@ -920,7 +1056,10 @@ mod tests {
         for n in 2..=4u32 {
             for k in 0..26usize.pow(n) {
                 let t: Vec<u8> = (0..n).map(|p| abc[k / 26usize.pow(p) % 26]).collect();
-                assert_eq!(file_extension(&t), NOT_TLDS.contains(&&t[..]), "{t:?}");
+                let want = NOT_TLDS.contains(&&t[..]);
+                assert_eq!(file_extension(&t, t.len()), want, "{t:?}");
+                let after = [b"a.b@c.".as_slice(), &t].concat();
+                assert_eq!(file_extension(&after, t.len()), want, "{t:?}");
             }
         }
         for t in [
@@ -935,7 +1074,7 @@ mod tests {
             b"P\x0eG",
             b"js\x00",
         ] {
-            assert!(!file_extension(t), "{t:?}");
+            assert!(!file_extension(t, t.len()), "{t:?}");
         }
     }
 }

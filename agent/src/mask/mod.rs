@@ -81,7 +81,7 @@ use serde::Serialize;
 
 pub use crate::config::mask::{Detector, MaskConfig, Strategy};
 use context::Hints;
-use scan::{ColumnHints, Enabled, Found, Kind, Scan};
+use scan::{ColumnHints, Enabled, Found, HintsOnce, Kind, Scan};
 use strategy::Shape;
 
 /// What type the backend says a column has.
@@ -628,7 +628,7 @@ impl Masker {
             Scan {
                 v: value,
                 en: self.en,
-                column: hints,
+                column: HintsOnce::new(hints),
                 out: found,
                 v6_clear_until: 0,
             }

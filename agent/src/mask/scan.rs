@@ -212,32 +212,35 @@ fn next_trigger(class: &[u8; 256], v: &[u8], mut i: usize) -> Option<(usize, u8)
     })
 }
 
-/// Hints from a column name, worked out on first use: most values never
-/// need them.
-pub(crate) struct ColumnHints<'c> {
-    name: &'c str,
-    known: Cell<Option<Hints>>,
-}
+/// Hints from a column name, or the name to work them out from: 16
+/// bytes (the hints sit beside a null pointer), passed in registers.
+#[derive(Clone, Copy)]
+pub(crate) struct ColumnHints<'c>(Result<Hints, &'c str>);
+
+const _: () = assert!(std::mem::size_of::<ColumnHints<'_>>() == 16);
 
 impl<'c> ColumnHints<'c> {
     pub fn known(h: Hints) -> Self {
-        ColumnHints {
-            name: "",
-            known: Cell::new(Some(h)),
-        }
+        ColumnHints(Ok(h))
     }
     pub fn lazy(name: &'c str) -> Self {
-        ColumnHints {
-            name,
-            known: Cell::new(None),
-        }
+        ColumnHints(Err(name))
+    }
+}
+
+/// [`ColumnHints`] worked out on first use: most values never need them.
+pub(crate) struct HintsOnce<'c>(Cell<Result<Hints, &'c str>>);
+
+impl<'c> HintsOnce<'c> {
+    pub fn new(h: ColumnHints<'c>) -> Self {
+        HintsOnce(Cell::new(h.0))
     }
     pub fn get(&self) -> Hints {
-        match self.known.get() {
-            Some(h) => h,
-            None => {
-                let h = context::column(self.name);
-                self.known.set(Some(h));
+        match self.0.get() {
+            Ok(h) => h,
+            Err(name) => {
+                let h = context::column(name);
+                self.0.set(Ok(h));
                 h
             }
         }
@@ -249,7 +252,7 @@ pub(crate) struct Scan<'v> {
     pub v: &'v [u8],
     pub en: Enabled,
     /// Hints from the column name.
-    pub column: ColumnHints<'v>,
+    pub column: HintsOnce<'v>,
     pub out: &'v mut Vec<Found>,
     /// Colons before this byte are inside a run already known to hold no
     /// IPv6 address.

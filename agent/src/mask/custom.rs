@@ -6,7 +6,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
-use super::scan::{Found, Kind};
+use super::scan::{Found, Kind, NO_AT};
 use crate::config::mask::{CustomRule, MAX_REGEX_SIZE, WordList};
 
 #[derive(Debug)]
@@ -68,6 +68,7 @@ impl Custom {
                         start: m.start(),
                         end: m.end(),
                         kind: Kind::Custom(i as u16),
+                        at: NO_AT,
                     });
                 }
             }
@@ -86,6 +87,7 @@ impl Custom {
                     start: m.start(),
                     end: m.end(),
                     kind: Kind::Words(list),
+                    at: NO_AT,
                 });
             }
         }

@@ -280,7 +280,11 @@ impl Spans<'_> {
             let span = &value[f.start..f.end];
             at = f.end;
             if f.kind == Kind::Builtin(Detector::Email) && email_partial {
-                strategy::email(out, span);
+                let at = match f.at {
+                    scan::NO_AT => strategy::last_at(span),
+                    at => Some(usize::from(at)),
+                };
+                strategy::email_at(out, span, at);
                 hit(Some(Detector::Email), Detector::Email.as_str());
                 continue;
             }

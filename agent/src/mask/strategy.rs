@@ -98,7 +98,13 @@ fn hash(out: &mut Vec<u8>, span: &[u8], key: &hmac::Key) {
 /// through it.
 #[inline(always)]
 pub(crate) fn email(out: &mut Vec<u8>, span: &[u8]) {
-    let Some(at) = last_at(span) else {
+    email_at(out, span, last_at(span));
+}
+
+/// [`email`] with `last_at(span)` known.
+#[inline]
+pub(crate) fn email_at(out: &mut Vec<u8>, span: &[u8], at: Option<usize>) {
+    let Some(at) = at else {
         return generic(out, span, 0);
     };
     match span[0] {
@@ -123,7 +129,7 @@ fn email_first_char(out: &mut Vec<u8>, span: &[u8], at: usize) {
 
 /// Where the last `@` in `span` is, reading eight bytes at a time from
 /// the end (the domain, most of an address, comes after it).
-fn last_at(span: &[u8]) -> Option<usize> {
+pub(crate) fn last_at(span: &[u8]) -> Option<usize> {
     let mut end = span.len();
     while let Some(chunk) = span[..end].last_chunk::<8>() {
         let zero = bytes_equal(u64::from_le_bytes(*chunk), b'@');

@@ -631,7 +631,7 @@ impl Masker {
         if self.en.any() {
             Scan {
                 v: value,
-                en: self.en,
+                en: &self.en,
                 column: HintsOnce::new(hints),
                 out: found,
                 v6_clear_until: 0,

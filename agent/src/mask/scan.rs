@@ -256,7 +256,7 @@ impl<'c> HintsOnce<'c> {
 /// State of one pass over one value.
 pub(crate) struct Scan<'v> {
     pub v: &'v [u8],
-    pub en: Enabled,
+    pub en: &'v Enabled,
     /// Hints from the column name.
     pub column: HintsOnce<'v>,
     pub out: &'v mut Vec<Found>,

@@ -112,6 +112,8 @@ pub struct Col {
     name: String,
     plan: ColumnPlan,
     how: How,
+    /// `how == How::Text`: one byte for the row loop to test.
+    text: bool,
 }
 
 fn type_hint(type_oid: u32) -> TypeHint {
@@ -197,6 +199,7 @@ pub fn columns(
             Col {
                 name: f.name.clone(),
                 plan,
+                text: how == How::Text,
                 how,
             }
         })
@@ -508,8 +511,8 @@ fn rewrite(
         let Some(v) = row.next_value().map_err(|e| (e.to_string(), i))? else {
             continue;
         };
-        let new = match col.how {
-            How::Text => {
+        let new = match col.text {
+            true => {
                 let Some(spans) = c.masker.find(v, &col.plan, c.scratch) else {
                     continue;
                 };
@@ -526,7 +529,7 @@ fn rewrite(
                 copied = end;
                 continue;
             }
-            _ => {
+            false => {
                 if !checked {
                     row.check_rest().map_err(|e| (e.to_string(), i))?;
                     checked = true;

@@ -103,36 +103,11 @@ pub fn data_row_values(msg: &[u8]) -> Result<RowValues<'_>, DecodeError> {
 /// row of a masked result.
 #[inline]
 fn walk(msg: &[u8], mut each: impl FnMut(Option<Range<usize>>)) -> Result<usize, DecodeError> {
-    let invalid = |reason| DecodeError::Invalid { tag: b'D', reason };
-    let short = || invalid("message ends inside a field");
-    if msg.first() != Some(&b'D') {
-        return Err(DecodeError::UnexpectedTag(
-            msg.first().copied().unwrap_or(0),
-        ));
-    }
-    let (count, mut rest) = msg
-        .get(HEADER_LEN..)
-        .and_then(<[u8]>::split_first_chunk::<2>)
-        .ok_or_else(short)?;
-    let n = usize::from(u16::from_be_bytes(*count));
-    if n.saturating_mul(4) > rest.len() {
-        return Err(invalid("count larger than the message"));
-    }
+    let (n, mut rest) = header(msg)?;
     for _ in 0..n {
-        let (word, tail) = rest.split_first_chunk::<4>().ok_or_else(short)?;
-        match i32::from_be_bytes(*word) {
-            -1 => {
-                each(None);
-                rest = tail;
-            }
-            len if len < 0 => return Err(invalid("negative value length other than -1")),
-            len => {
-                let (_, after) = tail.split_at_checked(len as usize).ok_or_else(short)?;
-                let pos = msg.len() - tail.len();
-                each(Some(pos..pos + len as usize));
-                rest = after;
-            }
-        }
+        // Where the value starts, past its length word.
+        let at = msg.len() - rest.len() + 4;
+        each(next_value(&mut rest)?.map(|v| at..at + v.len()));
     }
     if !rest.is_empty() {
         return Err(invalid("trailing bytes after the last field"));
@@ -159,6 +134,14 @@ pub struct RowReader<'a> {
 /// a row.
 #[inline]
 pub fn data_row_reader(msg: &[u8]) -> Result<RowReader<'_>, DecodeError> {
+    let (left, rest) = header(msg)?;
+    Ok(RowReader { msg, rest, left })
+}
+
+/// The tag, the header and the column count of a whole `D` message
+/// checked: the count, and the bytes after it.
+#[inline]
+fn header(msg: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
     if msg.first() != Some(&b'D') {
         return Err(DecodeError::UnexpectedTag(
             msg.first().copied().unwrap_or(0),
@@ -168,11 +151,11 @@ pub fn data_row_reader(msg: &[u8]) -> Result<RowReader<'_>, DecodeError> {
         .get(HEADER_LEN..)
         .and_then(<[u8]>::split_first_chunk::<2>)
         .ok_or_else(short)?;
-    let left = usize::from(u16::from_be_bytes(*count));
-    if left.saturating_mul(4) > rest.len() {
+    let n = usize::from(u16::from_be_bytes(*count));
+    if n.saturating_mul(4) > rest.len() {
         return Err(invalid("count larger than the message"));
     }
-    Ok(RowReader { msg, rest, left })
+    Ok((n, rest))
 }
 
 impl<'a> RowReader<'a> {

@@ -470,23 +470,35 @@ fn data_row_values_check_first_then_iterate() {
             data_row_ranges(&msg[..cut], &mut ranges).unwrap_err(),
         );
     }
-    for (at, word) in [(7, 1000i32), (7, -2), (13, 5), (17, 1), (5, 4), (5, 2)] {
-        let mut bad = msg.clone();
-        if at == 5 {
-            bad[5..7].copy_from_slice(&(word as u16).to_be_bytes());
-        } else {
-            bad[at..at + 4].copy_from_slice(&word.to_be_bytes());
-        }
+    for bad in bad_length_words(&msg) {
         assert_eq!(
             data_row_values(&bad).map(|_| ()).unwrap_err(),
             data_row_ranges(&bad, &mut ranges).unwrap_err(),
-            "{at} {word}"
+            "{bad:?}"
         );
     }
     // No columns at all.
     let mut empty = Vec::new();
     encode_data_row::<&[u8]>(&[], &mut empty).unwrap();
     assert_eq!(data_row_values(&empty).unwrap().columns(), 0);
+}
+
+/// The three-value row of the tests above (`ab`, NULL, empty) with one
+/// length word (or the column count, at 5) set to something that does
+/// not fit.
+fn bad_length_words(msg: &[u8]) -> Vec<Vec<u8>> {
+    [(7, 1000i32), (7, -2), (13, 5), (17, 1), (5, 4), (5, 2)]
+        .into_iter()
+        .map(|(at, word)| {
+            let mut bad = msg.to_vec();
+            if at == 5 {
+                bad[5..7].copy_from_slice(&(word as u16).to_be_bytes());
+            } else {
+                bad[at..at + 4].copy_from_slice(&word.to_be_bytes());
+            }
+            bad
+        })
+        .collect()
 }
 
 /// Reads a row with [`RowReader`] to its end: its values, or the first
@@ -528,15 +540,7 @@ fn row_reader_checks_as_it_reads() {
     // to the end or checked after the first value.
     let mut ranges = Vec::new();
     let mut cases: Vec<Vec<u8>> = (0..msg.len()).map(|cut| msg[..cut].to_vec()).collect();
-    for (at, word) in [(7, 1000i32), (7, -2), (13, 5), (17, 1), (5, 4), (5, 2)] {
-        let mut bad = msg.clone();
-        if at == 5 {
-            bad[5..7].copy_from_slice(&(word as u16).to_be_bytes());
-        } else {
-            bad[at..at + 4].copy_from_slice(&word.to_be_bytes());
-        }
-        cases.push(bad);
-    }
+    cases.extend(bad_length_words(&msg));
     let mut trailing = msg.clone();
     trailing.push(0);
     cases.push(trailing);

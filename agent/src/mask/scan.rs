@@ -283,7 +283,9 @@ impl Scan<'_> {
     /// 64 bytes.
     #[inline]
     fn push_email(&mut self, start: usize, end: usize, i: usize) {
-        let at = if self.v[i] == b'@' {
+        // `text::email` keeps local parts to 64 bytes; were one longer,
+        // the `@` is looked for again rather than a wrong place kept.
+        let at = if self.v[i] == b'@' && i - start < usize::from(NO_AT) {
             (i - start) as u8
         } else {
             NO_AT

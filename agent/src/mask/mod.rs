@@ -289,7 +289,7 @@ impl Spans<'_> {
                 continue;
             }
             let (label, strategy, shape) = m.describe(f.kind);
-            strategy::render_any(out, span, label, strategy, m.keep, shape, &m.key);
+            strategy::render(out, span, label, strategy, m.keep, shape, &m.key);
             let builtin = match f.kind {
                 Kind::Builtin(d) => Some(d),
                 Kind::Custom(_) | Kind::Words(_) => None,

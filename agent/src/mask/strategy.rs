@@ -25,27 +25,10 @@ pub(crate) enum Shape {
 /// are negligible at table sizes while the token stays short).
 pub const HASH_HEX: usize = 16;
 
-/// Appends `span` rewritten by `strategy`. A partial e-mail (the commonest
-/// masked span) is written inline; the rest in `render_any`.
-#[inline]
-pub(crate) fn render(
-    out: &mut Vec<u8>,
-    span: &[u8],
-    label: &str,
-    strategy: Strategy,
-    keep: usize,
-    shape: Shape,
-    key: &hmac::Key,
-) {
-    if strategy == Strategy::Partial && shape == Shape::Email {
-        email(out, span);
-    } else {
-        render_any(out, span, label, strategy, keep, shape, key);
-    }
-}
-
+/// Appends `span` rewritten by `strategy`. Out of line: the commonest
+/// masked span, a partial e-mail, is written by `Spans::write` itself.
 #[inline(never)]
-pub(crate) fn render_any(
+pub(crate) fn render(
     out: &mut Vec<u8>,
     span: &[u8],
     label: &str,
@@ -97,7 +80,7 @@ fn hash(out: &mut Vec<u8>, span: &[u8], key: &hmac::Key) {
 /// last `@`. Inlined into `Spans::write`, where most masked values go
 /// through it.
 #[inline(always)]
-pub(crate) fn email(out: &mut Vec<u8>, span: &[u8]) {
+fn email(out: &mut Vec<u8>, span: &[u8]) {
     email_at(out, span, last_at(span));
 }
 

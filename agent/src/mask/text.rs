@@ -9,7 +9,7 @@
 use std::net::Ipv6Addr;
 
 use super::scan::{Scan, is_alnum};
-use super::swar::{HIGH, LOW7, at_least, bytes_equal, splat, word_at};
+use super::swar::{HIGH, LOW7, at_least, bytes_equal, letters, splat, word_at};
 use crate::config::mask::Detector;
 
 /// Bytes of a local part and of a domain label, one table look-up each
@@ -297,12 +297,9 @@ fn domain_letters(v: &[u8], d: usize) -> Domain {
             return domain_end(v, p, empty, last_at, last);
         }
         let x = word_at(v, p);
-        let low = x & LOW7;
-        let lower = low | splat(0x20);
-        let letter = at_least(lower, b'a') & !at_least(lower, b'z' + 1);
-        let dot = !((low ^ splat(b'.')) + LOW7);
+        let dot = !(((x & LOW7) ^ splat(b'.')) + LOW7);
         // Letters and dots, ASCII only.
-        let run = (letter | dot) & !x & HIGH;
+        let run = letters(x) | (dot & !x & HIGH);
         let mut dot = dot & run;
         let ends = run ^ HIGH;
         // The byte that ends the run, if any, counts as a dot.

@@ -498,10 +498,37 @@ async fn a_command_longer_than_the_backends_max_allowed_packet_is_refused_before
     let c = s.connect("shop");
     let mut raw = RawMy::connect(c.addr.port()).await;
     let big = format!("select '{}'", "x".repeat(3 << 20));
+    // The agent reads the command through without keeping it, so the
+    // whole write goes out and the refusal arrives (closing under the
+    // write would reset the connection and lose it).
     match raw.query(&big).await {
-        Answer::Err(_, msg) => assert!(msg.contains("limit"), "{msg}"),
+        Answer::Err(code, msg) => {
+            assert_eq!(code, 1153, "{msg}");
+            assert!(
+                msg.contains("1048576-byte limit (max_allowed_packet)"),
+                "{msg}"
+            );
+        }
         other => panic!("a 3 MiB command passed: {other:?}"),
     }
-    // The agent goes on serving.
+    // The session is still in step and goes on.
+    match raw.query("select 2").await {
+        Answer::Rows(rows) => assert_eq!(rows, vec![vec![Some("2".to_string())]]),
+        other => panic!("the session after a refused command: {other:?}"),
+    }
+    // And so does the agent; the real client gets the same refusal.
     assert_eq!(q_ok(c.addr.port(), "select 1"), "1");
+    // (from a file: an argument that long is over the kernel's limit)
+    let dir = TempDir::new("hoop-big-command");
+    let file = dir.path().join("big.sql");
+    std::fs::write(&file, format!("{big};\n")).unwrap();
+    let out = mysql_command("127.0.0.1", c.addr.port(), "alice", APP_DB)
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("ERROR 1153") && err.contains("max_allowed_packet"),
+        "{err}"
+    );
 }

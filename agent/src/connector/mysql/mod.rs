@@ -119,6 +119,57 @@ async fn client_packet(
     }
 }
 
+/// Reads and drops the client's packet at the front of `buf`, one that was
+/// refused as too long, frame by frame; returns the sequence id of its last
+/// frame, `None` if the client left first. Nothing of it is kept: memory
+/// stays at one read chunk. Refusing without reading it would close the
+/// stream under the client's write, and a socket closed with unread bytes
+/// resets the connection: the client would see "Lost connection" instead
+/// of the refusal. Past [`mysql::MAX_PACKET_LEN`] (the protocol's own
+/// ceiling) it stops and the session ends.
+async fn skip_packet(recv: &mut RecvStream, buf: &mut BytesMut) -> Result<Option<u8>, ClientError> {
+    let mut skipped = 0usize;
+    let mut last: Option<u8> = None;
+    loop {
+        let Some(header) = mysql::peek_header(buf) else {
+            match recv.read_chunk(64 * 1024, true).await {
+                Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(ClientError::Io(e.to_string())),
+            }
+            continue;
+        };
+        if last.is_some_and(|seq| header.seq != seq.wrapping_add(1)) {
+            return Err(ClientError::Malformed(mysql::DecodeError::Invalid {
+                what: "packet",
+                reason: "continuation packet out of sequence",
+            }));
+        }
+        last = Some(header.seq);
+        skipped = skipped.saturating_add(4 + header.len);
+        if skipped > mysql::MAX_PACKET_LEN {
+            return Err(ClientError::Malformed(mysql::DecodeError::TooLong {
+                len: skipped,
+                max: mysql::MAX_PACKET_LEN,
+            }));
+        }
+        let mut left = 4 + header.len;
+        let here = left.min(buf.len());
+        bytes::Buf::advance(buf, here);
+        left -= here;
+        while left > 0 {
+            match recv.read_chunk(left.min(64 * 1024), true).await {
+                Ok(Some(c)) => left -= c.bytes.len(),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(ClientError::Io(e.to_string())),
+            }
+        }
+        if !header.continues() {
+            return Ok(last);
+        }
+    }
+}
+
 /// Serves one client connection on the tunnel stream.
 pub async fn serve(
     cfg: &ConnectionConfig,

@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::masking::{self, BaseTables, Cols, RowScratch};
 use super::read_only;
-use super::{ClientError, client_packet};
+use super::{ClientError, client_packet, skip_packet};
 use crate::audit::{AuditLog, Event, Who};
 use crate::connector::backend_tls::BackendStream;
 use crate::connector::clip_statement as clip;
@@ -36,6 +36,8 @@ use crate::mask::{MaskSummary, Masker};
 const MAX_STATEMENTS: usize = 10_000;
 /// Most base tables listed for column rules; past that, none is trusted.
 const MAX_BASE_TABLES: usize = 100_000;
+/// ER_NET_PACKET_TOO_LARGE: "Got a packet bigger than 'max_allowed_packet'".
+const ER_NET_PACKET_TOO_LARGE: u16 = 1153;
 /// Output is sent on to the client once this much has gathered.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -315,6 +317,31 @@ impl Session {
         result
     }
 
+    /// A command longer than the backend's `max_allowed_packet`: it is
+    /// read past without being kept, never sent, and answered with the
+    /// backend's own code for it; the session goes on, as the stream is
+    /// still in step.
+    async fn refuse_too_long(&mut self, max: usize) -> Result<(), RelayError> {
+        let seq = match skip_packet(&mut self.recv, &mut self.cbuf).await {
+            Ok(Some(seq)) => seq,
+            Ok(None) => {
+                return Err(RelayError::Tunnel(
+                    "client left during a refused command".into(),
+                ));
+            }
+            Err(ClientError::Malformed(e)) => return Err(RelayError::Client(e.to_string())),
+            Err(ClientError::Io(e)) => return Err(RelayError::Tunnel(e)),
+        };
+        tracing::info!(session = %self.ctx.session, max, "command over max_allowed_packet refused");
+        let msg = format!(
+            "hoop: the command is over the database's {max}-byte limit (max_allowed_packet) and was not run; send a shorter one"
+        );
+        let err = ErrPacket::new(ER_NET_PACKET_TOO_LARGE, "08S01", &msg);
+        mysql::write_packet(&mut self.out, seq.wrapping_add(1), |o| err.encode(o))
+            .map_err(|e| RelayError::Client(e.to_string()))?;
+        self.flush().await
+    }
+
     async fn serve_commands(&mut self) -> Result<(), RelayError> {
         loop {
             self.next_seq = 1;
@@ -328,6 +355,10 @@ impl Session {
                             let _ = mysql::encode_packet(0, &[mysql::command::COM_QUIT], &mut quit);
                             let _ = self.backend.write_all(&quit).await;
                             return Ok(());
+                        }
+                        Err(ClientError::Malformed(mysql::DecodeError::TooLong { max, .. })) => {
+                            self.refuse_too_long(max).await?;
+                            continue;
                         }
                         Err(ClientError::Malformed(e)) => return Err(RelayError::Client(e.to_string())),
                         Err(ClientError::Io(e)) => return Err(RelayError::Tunnel(e)),

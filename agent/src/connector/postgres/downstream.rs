@@ -208,6 +208,8 @@ pub async fn run(
             None => Vec::new(),
         };
         let mut failure = None;
+        // Bytes still to come of a message cut off at the buffer's end.
+        let mut need = 0usize;
         loop {
             let (tag, len) = match pg::check_header(&buf[scanned..], pg::MAX_MESSAGE_LEN) {
                 Ok(Some(h)) => h,
@@ -218,8 +220,10 @@ pub async fn run(
                 }
             };
             if buf.len() - scanned < len {
-                // Make room for the rest of a large message in one go.
-                buf.reserve(len - (buf.len() - scanned));
+                // Room for the rest of it is made once the messages before
+                // it have left the buffer: reserved now, a full buffer
+                // would be copied whole (tens of KiB per read) to make it.
+                need = len - (buf.len() - scanned);
                 break;
             }
             let msg = &buf[scanned..scanned + len];
@@ -292,8 +296,9 @@ pub async fn run(
         if let Some(e) = write_failed.or(failure) {
             break Err(e);
         }
-        if buf.capacity() - buf.len() < 8 * 1024 {
-            buf.reserve(64 * 1024);
+        // The rest of a large message in one go, else a read's worth.
+        if buf.capacity() - buf.len() < need.max(8 * 1024) {
+            buf.reserve(need.max(64 * 1024));
         }
         match backend.read_buf(&mut buf).await {
             Ok(0) => {

@@ -170,6 +170,8 @@ async fn client_to_backend(
         // message is skipped over.
         let mut forward: Vec<Bytes> = Vec::new();
         let mut scanned = 0usize;
+        // Bytes still to come of a message cut off at the buffer's end.
+        let mut need = 0usize;
         loop {
             let header = match pg::check_header(&buf[scanned..], pg::MAX_MESSAGE_LEN) {
                 Ok(h) => h,
@@ -177,7 +179,9 @@ async fn client_to_backend(
             };
             let Some((tag, len)) = header else { break };
             if buf.len() - scanned < len {
-                buf.reserve(len - (buf.len() - scanned));
+                // Reserved once the messages before it have left the
+                // buffer, so that they are not copied along.
+                need = len - (buf.len() - scanned);
                 break;
             }
             let action = if INSPECTED.contains(&tag) {
@@ -214,6 +218,7 @@ async fn client_to_backend(
         if scanned > 0 {
             forward.push(buf.split_to(scanned).freeze());
         }
+        buf.reserve(need);
         for chunk in forward {
             if let Err(e) = backend.write_all(&chunk).await {
                 return (total, Err(RelayError::BackendIo(e.to_string())));

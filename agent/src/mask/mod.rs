@@ -280,11 +280,19 @@ impl Spans<'_> {
             let span = &value[f.start..f.end];
             at = f.end;
             if f.kind == Kind::Builtin(Detector::Email) && email_partial {
-                let at = match f.at {
+                let sign = match f.at {
                     scan::NO_AT => strategy::last_at(span),
-                    at => Some(usize::from(at)),
+                    sign => Some(usize::from(sign)),
                 };
-                strategy::email_at(out, span, at);
+                match sign {
+                    Some(sign) => {
+                        strategy::email_head(out, span, sign);
+                        // The domain is kept as it is: it goes out with
+                        // the bytes after the span, in one copy.
+                        at = f.start + sign;
+                    }
+                    None => strategy::email_at(out, span, None),
+                }
                 hit(Some(Detector::Email), Detector::Email.as_str());
                 continue;
             }

@@ -90,13 +90,21 @@ pub(crate) fn email_at(out: &mut Vec<u8>, span: &[u8], at: Option<usize>) {
     let Some(at) = at else {
         return generic(out, span, 0);
     };
+    email_head(out, span, at);
+    out.extend_from_slice(&span[at..]);
+}
+
+/// [`email`] up to the `@` at `at`: the first character and `****`. The
+/// caller copies the rest, `span[at..]`, as it is (`Spans::write` in one
+/// copy with the bytes after the span).
+#[inline]
+pub(crate) fn email_head(out: &mut Vec<u8>, span: &[u8], at: usize) {
     match span[0] {
         // Most addresses start with an ASCII letter: one write with the
         // stars.
         b if b < 0x80 && at > 0 => out.extend_from_slice(&[b, b'*', b'*', b'*', b'*']),
         _ => email_first_char(out, span, at),
     }
-    out.extend_from_slice(&span[at..]);
 }
 
 /// The first character of an address that does not start with ASCII

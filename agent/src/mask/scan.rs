@@ -278,14 +278,14 @@ impl Scan<'_> {
         }
     }
 
-    /// An address `[start, end)` found at `i`, an `@` or the `%` of `%40`.
-    /// Its local part (`start..i`) and domain hold no `@` and are at most
-    /// 64 bytes.
+    /// An address `[start, end)` found at `i`, an `@` (`sign`) or the `%`
+    /// of `%40`. Its local part (`start..i`) and domain hold no `@` and
+    /// are at most 64 bytes.
     #[inline]
-    fn push_email(&mut self, start: usize, end: usize, i: usize) {
+    fn push_email(&mut self, start: usize, end: usize, i: usize, sign: bool) {
         // `text::email` keeps local parts to 64 bytes; were one longer,
         // the `@` is looked for again rather than a wrong place kept.
-        let at = if self.v[i] == b'@' && i - start < usize::from(NO_AT) {
+        let at = if sign && i - start < usize::from(NO_AT) {
             (i - start) as u8
         } else {
             NO_AT
@@ -311,7 +311,7 @@ impl Scan<'_> {
             // one well-predicted branch a byte. (Folded into the dispatch
             // below, it became an indirect jump per byte.)
             // The class comes back with the position: not looked up twice.
-            let c = match next_trigger(class, v, i) {
+            let mut c = match next_trigger(class, v, i) {
                 Some((t, c)) => {
                     i = t;
                     c
@@ -326,12 +326,18 @@ impl Scan<'_> {
                 } else {
                     i + 1
                 };
-                continue;
+                // Digits end many local parts (`smith123@`): an `@` right
+                // after them is the next trigger, taken here rather than
+                // looked for again.
+                if v.get(i) != Some(&b'@') {
+                    continue;
+                }
+                c = T_AT;
             }
             i = match c {
                 T_AT | T_PCT if self.en.email => match text::email(v, i) {
                     Some((s, e)) => {
-                        self.push_email(s, e, i);
+                        self.push_email(s, e, i, c == T_AT);
                         e
                     }
                     None => i + 1,

@@ -206,8 +206,15 @@ fn classes(len: usize, secret: bool) -> &'static [u8; 256] {
 /// branch, not eight branches.
 #[inline]
 fn next_trigger(class: &[u8; 256], v: &[u8], mut i: usize) -> Option<(usize, u8)> {
+    let fold = |h: &[u8]| h.iter().fold(T_NONE, |a, &b| a | class[usize::from(b)]);
     while let Some(c) = v[i..].first_chunk::<8>() {
-        if c.iter().fold(T_NONE, |a, &b| a | class[usize::from(b)]) != T_NONE {
+        // Folded by halves: a trigger in the second half (none in the
+        // first) is looked for from there, not byte by byte from `i`.
+        let (lo, hi) = (fold(&c[..4]), fold(&c[4..]));
+        if lo | hi != T_NONE {
+            if lo == T_NONE {
+                i += 4;
+            }
             break;
         }
         i += 8;

@@ -180,11 +180,14 @@ fn group_at(sc: &mut Scan<'_>, i: usize, run0_end: usize) -> usize {
     runs[0] = Run { s: i, e: run0_end };
     let mut m = 1;
     let mut total = run0_end - i;
+    // The last run's end, kept in a register rather than read back from
+    // `runs` each turn.
+    let mut e = run0_end;
     while m <= MAX_RUNS {
-        let Some(next) = separator(v, runs[m - 1].e) else {
+        let Some(next) = separator(v, e) else {
             break;
         };
-        let e = digits_end(v, next);
+        e = digits_end(v, next);
         runs[m] = Run { s: next, e };
         total += e - next;
         m += 1;

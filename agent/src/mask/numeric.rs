@@ -15,7 +15,7 @@
 use super::checksum as ck;
 use super::context::{self, Hints};
 use super::scan::{Scan, is_alnum, is_upper};
-use super::swar::LOW7;
+use super::swar::{LOW7, word_at};
 use crate::config::mask::Detector;
 
 /// Most runs in a candidate window: `+44 (0) 20 7946 0958` has five.
@@ -311,7 +311,7 @@ fn windows(sc: &mut Scan<'_>, runs: &[Run], at: Lead, mut not_personal: Option<b
             plus,
             paren,
         };
-        if let Some((det, end)) = w.classify(sc, &mut ctx, lead) {
+        if let Some((det, end)) = w.classify(sc, &mut ctx, lead, digits) {
             let distinctive = matches!(det, Detector::Ssn | Detector::Cpf) && b > 1;
             if !distinctive && not_personal_at(sc, &mut not_personal, lead) {
                 return word_end(v, runs[m - 1].e);
@@ -619,14 +619,17 @@ impl Window<'_> {
         true
     }
 
+    /// The detector this window fits, and where its finding ends. `nd`
+    /// is the window's digit count, which `windows` keeps as it goes.
     fn classify(
         &self,
         sc: &Scan<'_>,
         ctx: &mut Option<Hints>,
         lead: usize,
+        nd: usize,
     ) -> Option<(Detector, usize)> {
         let v = self.v;
-        let nd: usize = (0..self.runs.len()).map(|k| self.len(k)).sum();
+        debug_assert_eq!(nd, (0..self.runs.len()).map(|k| self.len(k)).sum::<usize>());
         // Below seven digits only a dotted quad can match.
         if nd > MAX_DIGITS || (nd < 7 && self.runs.len() != 4) || !self.isolated() {
             return None;
@@ -640,10 +643,18 @@ impl Window<'_> {
         if self.next.is_none() && !right_ok(v, end) && ext.is_none() {
             return None;
         }
-        let mut buf = [0u8; MAX_DIGITS];
+        // The digits without separators, eight bytes a step: a run's last
+        // step may copy bytes past it, which the next run's digits
+        // overwrite or `nd` cuts off (the slack holds the last step). Not a
+        // `memcpy` call per run, which cost a card or phone number ~60.
+        let mut buf = [0u8; MAX_DIGITS + 8];
         let mut k = 0;
         for r in self.runs {
-            buf[k..k + (r.e - r.s)].copy_from_slice(&v[r.s..r.e]);
+            let mut p = r.s;
+            while p < r.e {
+                buf[k + p - r.s..][..8].copy_from_slice(&word_at(v, p).to_le_bytes());
+                p += 8;
+            }
             k += r.e - r.s;
         }
         let d = &buf[..nd];

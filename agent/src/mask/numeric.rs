@@ -337,7 +337,21 @@ fn not_personal_at(sc: &Scan<'_>, known: &mut Option<bool>, lead: usize) -> bool
 /// collected, maybe one past `MAX_RUNS`) fits a detector: the index of
 /// the first later run that can start a number, or `None` to skip the
 /// whole group.
+#[inline(always)]
 fn restart_run(v: &[u8], runs: &[Run]) -> Option<usize> {
+    // One run, or two joined by a joiner (`INV 20240315-12345`): no later
+    // run follows a space or parenthesis, so none can restart. Settled
+    // inline, without the call.
+    match runs {
+        [_] => None,
+        [a, b] if !spaced(v, *a, *b) => None,
+        _ => restart_run_slow(v, runs),
+    }
+}
+
+/// `restart_run` for the groups it does not settle inline.
+#[inline(never)]
+fn restart_run_slow(v: &[u8], runs: &[Run]) -> Option<usize> {
     let m = runs.len();
     // The tracking number's shape, every run a fruitless restart (see
     // below), checked first in one tight pass: its 195 instructions here

@@ -498,9 +498,13 @@ fn column_mismatch(msg: &[u8], columns: usize) -> String {
 fn rewrite(
     c: &mut RowCtx<'_>,
     msg: &[u8],
-    mut row: backend::RowReader<'_>,
+    row: backend::RowReader<'_>,
     out: &mut Vec<u8>,
 ) -> Result<bool, (String, usize)> {
+    // One value per column, their number checked: the loop's index
+    // counts them, not the reader too.
+    let mut row = row.into_cursor();
+    let all = c.cols.len();
     let start = out.len();
     // `msg[..copied]` is in `out` already (as it was, or rewritten);
     // zero while nothing changed.
@@ -531,7 +535,8 @@ fn rewrite(
             }
             false => {
                 if !checked {
-                    row.check_rest().map_err(|e| (e.to_string(), i))?;
+                    row.check_rest(all - i - 1)
+                        .map_err(|e| (e.to_string(), i))?;
                     checked = true;
                 }
                 value(c.masker, col, v, c.tally)
@@ -555,10 +560,9 @@ fn rewrite(
         }
         copied = end;
     }
-    let all = c.cols.len();
     if !checked {
         // Anything after the last value.
-        row.check_rest().map_err(|e| (e.to_string(), all))?;
+        row.check_rest(0).map_err(|e| (e.to_string(), all))?;
     }
     if copied == 0 {
         out.extend_from_slice(msg);

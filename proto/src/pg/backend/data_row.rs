@@ -192,6 +192,54 @@ impl<'a> RowReader<'a> {
     }
 }
 
+/// A [`RowReader`] that leaves counting the values to its caller: for a
+/// row loop that has checked the column count against its own and reads
+/// one value per column, so that it carries one count (its own), not
+/// two. The same checks and errors otherwise; made by
+/// [`RowReader::into_cursor`].
+#[derive(Debug, Clone)]
+pub struct RowCursor<'a> {
+    msg: &'a [u8],
+    /// The values not read yet, and whatever follows them.
+    rest: &'a [u8],
+}
+
+impl<'a> RowReader<'a> {
+    /// This reader as a [`RowCursor`], its caller counting the values
+    /// (`left()` of them).
+    #[inline]
+    pub fn into_cursor(self) -> RowCursor<'a> {
+        RowCursor {
+            msg: self.msg,
+            rest: self.rest,
+        }
+    }
+}
+
+impl<'a> RowCursor<'a> {
+    /// Where the next value's length word starts in the message.
+    #[inline]
+    pub fn pos(&self) -> usize {
+        self.msg.len() - self.rest.len()
+    }
+
+    /// The next value, `None` for NULL. Only as many as the row has
+    /// values: past the last, what follows it would be read as a value.
+    #[inline]
+    pub fn next_value(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
+        next_value(&mut self.rest)
+    }
+
+    /// [`RowReader::check_rest`] with `left` values not read yet.
+    #[inline]
+    pub fn check_rest(&self, left: usize) -> Result<(), DecodeError> {
+        if left == 0 && self.rest.is_empty() {
+            return Ok(());
+        }
+        check_rest(self.rest, left)
+    }
+}
+
 /// [`RowReader::check_rest`] past its fast path, given the reader's parts
 /// (in registers: the reader can stay in them too).
 #[inline(never)]

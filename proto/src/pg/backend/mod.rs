@@ -18,8 +18,8 @@ pub use super::auth::{Authentication, encode_authentication_ok};
 pub use command_complete::{CommandComplete, encode_command_complete, rows};
 pub use copy::{CopyDirection, CopyResponse};
 pub use data_row::{
-    DataRow, RowReader, RowValue, RowValues, data_row_ranges, data_row_reader, data_row_values,
-    encode_data_row,
+    DataRow, RowCursor, RowReader, RowValue, RowValues, data_row_ranges, data_row_reader,
+    data_row_values, encode_data_row,
 };
 pub use error_notice::{ErrorFields, Severity, encode_error, encode_notice, field};
 pub use extended::{

@@ -513,6 +513,19 @@ fn read_all(msg: &[u8]) -> Result<Vec<Option<&[u8]>>, crate::pg::DecodeError> {
     Ok(values)
 }
 
+/// [`read_all`] with a [`crate::pg::backend::RowCursor`], the values
+/// counted by the caller.
+fn read_all_cursor(msg: &[u8]) -> Result<Vec<Option<&[u8]>>, crate::pg::DecodeError> {
+    let row = crate::pg::backend::data_row_reader(msg)?;
+    let n = row.left();
+    let mut row = row.into_cursor();
+    let values = (0..n)
+        .map(|_| row.next_value())
+        .collect::<Result<Vec<_>, _>>()?;
+    row.check_rest(0)?;
+    Ok(values)
+}
+
 #[test]
 fn row_reader_checks_as_it_reads() {
     use crate::pg::backend::{data_row_ranges, data_row_reader};
@@ -522,6 +535,16 @@ fn row_reader_checks_as_it_reads() {
         read_all(&msg).unwrap(),
         [Some(&b"ab"[..]), None, Some(&b""[..])]
     );
+    assert_eq!(read_all_cursor(&msg).unwrap(), read_all(&msg).unwrap());
+    let mut cursor = data_row_reader(&msg).unwrap().into_cursor();
+    assert_eq!(cursor.pos(), 7);
+    cursor.check_rest(3).unwrap();
+    assert_eq!(cursor.next_value().unwrap(), Some(&b"ab"[..]));
+    assert_eq!(cursor.pos(), 13);
+    cursor.check_rest(2).unwrap();
+    // A wrong count is caught: one value too few, or one too many.
+    assert!(cursor.check_rest(1).is_err());
+    assert!(cursor.check_rest(3).is_err());
     let mut row = data_row_reader(&msg).unwrap();
     assert_eq!(row.left(), 3);
     assert_eq!(row.pos(), 7);
@@ -547,6 +570,17 @@ fn row_reader_checks_as_it_reads() {
     for bad in &cases {
         let want = data_row_ranges(bad, &mut ranges).unwrap_err();
         assert_eq!(read_all(bad).unwrap_err(), want, "{bad:?}");
+        assert_eq!(read_all_cursor(bad).unwrap_err(), want, "{bad:?}");
+        let first = data_row_reader(bad).and_then(|row| {
+            let left = row.left();
+            let mut row = row.into_cursor();
+            if left > 0 && row.next_value().is_ok() {
+                row.check_rest(left - 1)
+            } else {
+                Err(want.clone())
+            }
+        });
+        assert_eq!(first.unwrap_err(), want, "{bad:?}");
         let first = data_row_reader(bad).and_then(|mut row| {
             if row.left() > 0 && row.next_value().is_ok() {
                 row.check_rest()

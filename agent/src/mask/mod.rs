@@ -487,7 +487,7 @@ impl Masker {
     pub fn mask<'a>(&self, value: &'a [u8], col: &ColumnContext<'_>) -> MaskResult<'a> {
         match self.rule(col) {
             Some(r) => self.whole(value, &self.rules[r], col.type_hint == TypeHint::Json),
-            None => self.rewrite(value, ColumnHints::lazy(col.name)),
+            None => self.rewrite(value, ColumnHints::lazy(&col.name)),
         }
     }
 
@@ -620,7 +620,7 @@ impl Masker {
             }];
         }
         let mut found = Vec::new();
-        self.collect(value, ColumnHints::lazy(col.name), &mut found);
+        self.collect(value, ColumnHints::lazy(&col.name), &mut found);
         found
             .iter()
             .map(|f| Finding {

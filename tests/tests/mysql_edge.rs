@@ -516,6 +516,10 @@ async fn a_command_longer_than_the_backends_max_allowed_packet_is_refused_before
         Answer::Rows(rows) => assert_eq!(rows, vec![vec![Some("2".to_string())]]),
         other => panic!("the session after a refused command: {other:?}"),
     }
+    // Its audit counts the refused bytes: they crossed the tunnel.
+    drop(raw);
+    let end = s.wait_event("session_end", |e| e["connection"] == "shop");
+    assert!(end["bytes_up"].as_u64().unwrap() > 3 << 20, "{end:#}");
     // And so does the agent; the real client gets the same refusal.
     assert_eq!(q_ok(c.addr.port(), "select 1"), "1");
     // (from a file: an argument that long is over the kernel's limit)

@@ -121,13 +121,17 @@ async fn client_packet(
 
 /// Reads and drops the client's packet at the front of `buf`, one that was
 /// refused as too long, frame by frame; returns the sequence id of its last
-/// frame, `None` if the client left first. Nothing of it is kept: memory
-/// stays at one read chunk. Refusing without reading it would close the
-/// stream under the client's write, and a socket closed with unread bytes
-/// resets the connection: the client would see "Lost connection" instead
-/// of the refusal. Past [`mysql::MAX_PACKET_LEN`] (the protocol's own
-/// ceiling) it stops and the session ends.
-async fn skip_packet(recv: &mut RecvStream, buf: &mut BytesMut) -> Result<Option<u8>, ClientError> {
+/// frame and the packet's size in bytes, `None` if the client left first.
+/// Nothing of it is kept: memory stays at one read chunk. Refusing without
+/// reading it would close the stream under the client's write, and a
+/// socket closed with unread bytes resets the connection: the client would
+/// see "Lost connection" instead of the refusal. Past
+/// [`mysql::MAX_PACKET_LEN`] (the protocol's own ceiling) it stops and the
+/// session ends.
+async fn skip_packet(
+    recv: &mut RecvStream,
+    buf: &mut BytesMut,
+) -> Result<Option<(u8, usize)>, ClientError> {
     let mut skipped = 0usize;
     let mut last: Option<u8> = None;
     loop {
@@ -165,7 +169,7 @@ async fn skip_packet(recv: &mut RecvStream, buf: &mut BytesMut) -> Result<Option
             }
         }
         if !header.continues() {
-            return Ok(last);
+            return Ok(Some((header.seq, skipped)));
         }
     }
 }

@@ -323,7 +323,11 @@ impl Session {
     /// still in step.
     async fn refuse_too_long(&mut self, max: usize) -> Result<(), RelayError> {
         let seq = match skip_packet(&mut self.recv, &mut self.cbuf).await {
-            Ok(Some(seq)) => seq,
+            Ok(Some((seq, size))) => {
+                // It crossed the tunnel, if it went no further.
+                self.up += size as u64;
+                seq
+            }
             Ok(None) => {
                 return Err(RelayError::Tunnel(
                     "client left during a refused command".into(),

@@ -111,11 +111,18 @@ async fn client_packet(
         if let Some(p) = mysql::split_packet(buf, max).map_err(ClientError::Malformed)? {
             return Ok(Some(p));
         }
-        match recv.read_chunk(64 * 1024, true).await {
-            Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(ClientError::Io(e.to_string())),
+        match read_chunk(recv, 64 * 1024).await? {
+            Some(c) => buf.extend_from_slice(&c),
+            None => return Ok(None),
         }
+    }
+}
+
+/// The client's next bytes, at most `max`; `None` once it has finished.
+async fn read_chunk(recv: &mut RecvStream, max: usize) -> Result<Option<Bytes>, ClientError> {
+    match recv.read_chunk(max, true).await {
+        Ok(c) => Ok(c.map(|c| c.bytes)),
+        Err(e) => Err(ClientError::Io(e.to_string())),
     }
 }
 
@@ -136,10 +143,9 @@ async fn skip_packet(
     let mut last: Option<u8> = None;
     loop {
         let Some(header) = mysql::peek_header(buf) else {
-            match recv.read_chunk(64 * 1024, true).await {
-                Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(ClientError::Io(e.to_string())),
+            match read_chunk(recv, 64 * 1024).await? {
+                Some(c) => buf.extend_from_slice(&c),
+                None => return Ok(None),
             }
             continue;
         };
@@ -162,10 +168,9 @@ async fn skip_packet(
         bytes::Buf::advance(buf, here);
         left -= here;
         while left > 0 {
-            match recv.read_chunk(left.min(64 * 1024), true).await {
-                Ok(Some(c)) => left -= c.bytes.len(),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(ClientError::Io(e.to_string())),
+            match read_chunk(recv, left.min(64 * 1024)).await? {
+                Some(c) => left -= c.len(),
+                None => return Ok(None),
             }
         }
         if !header.continues() {

@@ -121,9 +121,8 @@ fn walk(msg: &[u8], mut each: impl FnMut(Option<Range<usize>>)) -> Result<usize,
 /// the row is read to its end calls [`RowReader::check_rest`] first.
 #[derive(Debug, Clone)]
 pub struct RowReader<'a> {
-    msg: &'a [u8],
-    /// The values not read yet, and whatever follows them.
-    rest: &'a [u8],
+    cursor: RowCursor<'a>,
+    /// Values not read yet.
     left: usize,
 }
 
@@ -135,7 +134,10 @@ pub struct RowReader<'a> {
 #[inline]
 pub fn data_row_reader(msg: &[u8]) -> Result<RowReader<'_>, DecodeError> {
     let (left, rest) = header(msg)?;
-    Ok(RowReader { msg, rest, left })
+    Ok(RowReader {
+        cursor: RowCursor { msg, rest },
+        left,
+    })
 }
 
 /// The tag, the header and the column count of a whole `D` message
@@ -168,7 +170,7 @@ impl<'a> RowReader<'a> {
     /// the last value, its end if nothing trails).
     #[inline]
     pub fn pos(&self) -> usize {
-        self.msg.len() - self.rest.len()
+        self.cursor.pos()
     }
 
     /// The next value, `None` for NULL; an error past the last one.
@@ -178,17 +180,14 @@ impl<'a> RowReader<'a> {
             .left
             .checked_sub(1)
             .ok_or_else(|| invalid("read past the last field"))?;
-        next_value(&mut self.rest)
+        self.cursor.next_value()
     }
 
     /// Checks the values not read yet and that nothing follows them,
     /// without reading them: after the last value, only the end.
     #[inline]
     pub fn check_rest(&self) -> Result<(), DecodeError> {
-        if self.left == 0 && self.rest.is_empty() {
-            return Ok(());
-        }
-        check_rest(self.rest, self.left)
+        self.cursor.check_rest(self.left)
     }
 }
 
@@ -209,10 +208,7 @@ impl<'a> RowReader<'a> {
     /// (`left()` of them).
     #[inline]
     pub fn into_cursor(self) -> RowCursor<'a> {
-        RowCursor {
-            msg: self.msg,
-            rest: self.rest,
-        }
+        self.cursor
     }
 }
 

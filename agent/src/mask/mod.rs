@@ -251,7 +251,21 @@ impl Spans<'_> {
     /// Appends the masked value to `out`, calling `hit` once per
     /// rewritten span with its built-in detector (`None` for a custom
     /// detector, word list or column rule) and its name.
-    pub fn write(self, out: &mut Vec<u8>, mut hit: impl FnMut(Option<Detector>, &str)) {
+    pub fn write(self, out: &mut Vec<u8>, hit: impl FnMut(Option<Detector>, &str)) {
+        let value = self.value;
+        let at = self.write_head(out, hit);
+        out.extend_from_slice(&value[at..]);
+    }
+
+    /// [`Spans::write`] but for the value's last bytes, which are kept as
+    /// they are: returns where they start in the value. A caller copying
+    /// unchanged bytes in runs sends `value[at..]` out with the next run,
+    /// one copy instead of two (for a partial e-mail, its domain).
+    pub fn write_head(
+        self,
+        out: &mut Vec<u8>,
+        mut hit: impl FnMut(Option<Detector>, &str),
+    ) -> usize {
         let (m, value) = (self.masker, self.value);
         if let Some(r) = self.plan.rule {
             let rule = &m.rules[r];
@@ -269,7 +283,7 @@ impl Spans<'_> {
                 );
             }
             hit(None, &rule.label);
-            return;
+            return value.len();
         }
         // A partial e-mail, the commonest span, is written without
         // `describe` and with its name known.
@@ -288,7 +302,8 @@ impl Spans<'_> {
                     Some(sign) => {
                         strategy::email_head(out, span, sign);
                         // The domain is kept as it is: it goes out with
-                        // the bytes after the span, in one copy.
+                        // the bytes after the span, in one copy (with the
+                        // row's next unchanged bytes, under `write_head`).
                         at = f.start + sign;
                     }
                     None => strategy::email_at(out, span, None),
@@ -304,7 +319,7 @@ impl Spans<'_> {
             };
             hit(builtin, label);
         }
-        out.extend_from_slice(&value[at..]);
+        at
     }
 }
 

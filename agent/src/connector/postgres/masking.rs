@@ -520,17 +520,21 @@ fn rewrite(
                 let Some(spans) = c.masker.find(v, &col.plan, c.scratch) else {
                     continue;
                 };
-                let end = row.pos();
-                out.extend_from_slice(&msg[copied..end - v.len() - 4]);
-                let len_at = out.len();
-                out.extend_from_slice(&[0; 4]);
+                // The run of unchanged bytes goes out with the value's
+                // old length word, overwritten below: one copy, no
+                // placeholder written on its own.
+                let at = row.pos() - v.len();
+                out.extend_from_slice(&msg[copied..at]);
+                let len_at = out.len() - 4;
                 let counts = &mut *c.counts;
-                spans.write(out, |d, label| counts.hit(d, label));
+                // The value's unchanged end, `v[kept..]`, is left for the
+                // next run's copy.
+                let kept = spans.write_head(out, |d, label| counts.hit(d, label));
                 counts.per_column[i] += 1;
-                let n = i32::try_from(out.len() - len_at - 4)
+                let n = i32::try_from(out.len() - len_at - 4 + (v.len() - kept))
                     .map_err(|_| ("a masked value is too long".to_string(), i + 1))?;
                 out[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
-                copied = end;
+                copied = at + kept;
                 continue;
             }
             false => {

@@ -511,7 +511,11 @@ fn rewrite(
     let mut copied = 0;
     // Whether the rest of the row was checked.
     let mut checked = false;
-    for (i, col) in c.cols.iter().enumerate() {
+    // By index, the column found from it: one counter through the loop
+    // (`enumerate` carried a pointer, an index and a count of columns
+    // left, spilled around the scan's call).
+    for i in 0..all {
+        let col = &c.cols[i];
         let Some(v) = row.next_value().map_err(|e| (e.to_string(), i))? else {
             continue;
         };
@@ -539,8 +543,7 @@ fn rewrite(
             }
             false => {
                 if !checked {
-                    row.check_rest(all - i - 1)
-                        .map_err(|e| (e.to_string(), i))?;
+                    check_after(&row, i, all)?;
                     checked = true;
                 }
                 value(c.masker, col, v, c.tally)
@@ -579,6 +582,14 @@ fn rewrite(
         .ok_or_else(|| ("a masked row is too long".to_string(), all))?;
     out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
     Ok(true)
+}
+
+/// Checks what `row` holds after column `i` of `all`, for [`rewrite`].
+/// Out of line: the count of values left is worked out here, not carried
+/// through the row loop as one more counter.
+#[inline(never)]
+fn check_after(row: &backend::RowCursor<'_>, i: usize, all: usize) -> Result<(), (String, usize)> {
+    row.check_rest(all - i - 1).map_err(|e| (e.to_string(), i))
 }
 
 /// Takes back what [`rewrite`] counted for the text values of a row's

@@ -528,7 +528,7 @@ fn rewrite(
                 // old length word, overwritten below: one copy, no
                 // placeholder written on its own.
                 let at = row.pos() - v.len();
-                out.extend_from_slice(&msg[copied..at]);
+                copy_run(out, msg, copied, at);
                 let len_at = out.len() - 4;
                 let counts = &mut *c.counts;
                 // The value's unchanged end, `v[kept..]`, is left for the
@@ -582,6 +582,24 @@ fn rewrite(
         .ok_or_else(|| ("a masked row is too long".to_string(), all))?;
     out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
     Ok(true)
+}
+
+/// Appends `msg[from..to]` to `out`. A run of up to 32 bytes (the row's
+/// header and a short value before the first masked one, say) is one
+/// fixed-size copy of the 32 bytes from `from`, cut back after: no
+/// `memcpy` call, which costs ~20 instructions for a few bytes.
+#[inline(always)]
+fn copy_run(out: &mut Vec<u8>, msg: &[u8], from: usize, to: usize) {
+    let len = out.len();
+    let n = to - from;
+    if n <= 32 {
+        if let Some(chunk) = msg.get(from..).and_then(<[u8]>::first_chunk::<32>) {
+            out.extend_from_slice(chunk);
+            out.truncate(len + n);
+            return;
+        }
+    }
+    out.extend_from_slice(&msg[from..to]);
 }
 
 /// Checks what `row` holds after column `i` of `all`, for [`rewrite`].

@@ -272,9 +272,9 @@ impl Spans<'_> {
         out: &mut Vec<u8>,
         mut hit: impl FnMut(Option<Detector>, &str),
     ) -> usize {
+        // Under a column rule `found` is empty: not taken here.
         if let [f] = self.found {
-            if self.plan.rule.is_none()
-                && f.kind == Kind::Builtin(Detector::Email)
+            if f.kind == Kind::Builtin(Detector::Email)
                 && f.at != scan::NO_AT
                 && self.masker.strategies[Detector::Email as usize] == Strategy::Partial
             {
@@ -592,16 +592,21 @@ impl Masker {
         plan: &'a ColumnPlan,
         scratch: &'a mut Scratch,
     ) -> Option<Spans<'a>> {
-        if plan.rule.is_none()
-            && !self.collect(value, ColumnHints::known(plan.hints), &mut scratch.found)
-        {
-            return None;
-        }
+        // Under a column rule, no spans (as `Spans::found` says), not the
+        // last value's left in `scratch`: `write_head`'s fast path then
+        // needs no test of its own for a rule.
+        let found: &[Found] = match plan.rule {
+            Some(_) => &[],
+            None if self.collect(value, ColumnHints::known(plan.hints), &mut scratch.found) => {
+                &scratch.found
+            }
+            None => return None,
+        };
         Some(Spans {
             masker: self,
             value,
             plan,
-            found: &scratch.found,
+            found,
         })
     }
 

@@ -288,7 +288,15 @@ impl Spans<'_> {
                 return f.start + sign;
             }
         }
-        self.write_spans(out, hit)
+        // Its parts as arguments, in registers: not a struct written to
+        // the stack before the fast path's test.
+        let Spans {
+            masker,
+            value,
+            plan,
+            found,
+        } = self;
+        Spans::write_spans(masker, value, plan, found, out, hit)
     }
 
     /// [`Spans::write_head`] for any spans. Cold: the row loop is laid
@@ -296,11 +304,17 @@ impl Spans<'_> {
     /// benchmark's columns, measured).
     #[cold]
     #[inline(never)]
-    fn write_spans(self, out: &mut Vec<u8>, mut hit: impl FnMut(Option<Detector>, &str)) -> usize {
-        let (m, value) = (self.masker, self.value);
-        if let Some(r) = self.plan.rule {
+    fn write_spans(
+        m: &Masker,
+        value: &[u8],
+        plan: &ColumnPlan,
+        found: &[Found],
+        out: &mut Vec<u8>,
+        mut hit: impl FnMut(Option<Detector>, &str),
+    ) -> usize {
+        if let Some(r) = plan.rule {
             let rule = &m.rules[r];
-            if self.plan.json {
+            if plan.json {
                 out.extend_from_slice(m.whole(value, rule, true).as_bytes());
             } else {
                 strategy::render(
@@ -320,7 +334,7 @@ impl Spans<'_> {
         // `describe` and with its name known.
         let email_partial = m.strategies[Detector::Email as usize] == Strategy::Partial;
         let mut at = 0;
-        for f in self.found {
+        for f in found {
             out.extend_from_slice(&value[at..f.start]);
             let span = &value[f.start..f.end];
             at = f.end;

@@ -238,10 +238,16 @@ pub fn not_personal(v: &[u8], at: usize) -> bool {
     let mut e = at;
     for _ in 0..2 {
         // Skip separators: spaces, `#`, `:`, `.`, `(`, `=` (at most four).
-        let mut skipped = 0;
-        while skipped < 4 && e > 0 && !v[e - 1].is_ascii_alphanumeric() {
+        // The commonest, one space after the word (`tracking 9400`, `INV
+        // 2024...`), is settled by two byte tests instead of the loop's.
+        if e >= 2 && v[e - 1] == b' ' && v[e - 2].is_ascii_alphabetic() {
             e -= 1;
-            skipped += 1;
+        } else {
+            let mut skipped = 0;
+            while skipped < 4 && e > 0 && !v[e - 1].is_ascii_alphanumeric() {
+                e -= 1;
+                skipped += 1;
+            }
         }
         // The letters before `e`, eight bytes at once: no listed word is
         // longer, and a longer one has a letter before these eight, which

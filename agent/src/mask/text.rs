@@ -129,6 +129,121 @@ fn domain_start(v: &[u8], at: usize) -> Option<usize> {
 /// `local@domain.tld`. Returns the span.
 pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     let domain = domain_start(v, at)?;
+    let s = match local_common(v, at) {
+        Local::Start(s) => s,
+        Local::NotAddress => return None,
+        Local::Unsure => local_start(v, at)?,
+    };
+    // `scheme://user@host` names a user, not a mailbox.
+    if s >= 2 && &v[s - 2..s] == b"//" {
+        return None;
+    }
+    let (tld, end) = match domain_letters(v, domain) {
+        Domain::Alpha(tld, end) => (tld, end),
+        Domain::NotAddress => return None,
+        Domain::Unsure => {
+            let (tld, end) = domain_bytewise(v, at, domain)?;
+            let alpha = v[tld..end]
+                .iter()
+                .all(|&b| b.is_ascii_alphabetic() || b >= 0x80);
+            if !alpha {
+                return None;
+            }
+            (tld, end)
+        }
+    };
+    (end - tld >= 2 && !file_extension(&v[..end], end - tld)).then_some((s, end))
+}
+
+/// What `local_common` made of the bytes before an `@`.
+enum Local {
+    /// The local part starts here (it ends at the `@`).
+    Start(usize),
+    /// Not an address: no local part, or a dot last in it.
+    NotAddress,
+    /// Anything else (a rarer local byte, a leading dot, `..`, 32 bytes
+    /// or more, a value under seventeen bytes): `local_start` decides.
+    Unsure,
+}
+
+/// The local part before the `@` at `at`, sixteen bytes a step (at most
+/// two), for the commonest shape: letters, digits, non-ASCII bytes and
+/// single dots, not starting with a dot, under 32 bytes. Such a run of
+/// `common_local` bytes needs no stripping, and a byte before it that is
+/// no local byte at all ends the local part there. About 95 instructions
+/// for `olivia.smith123456`, against about 170 for the eight-byte walk
+/// of `local_start`.
+#[inline(always)]
+fn local_common(v: &[u8], at: usize) -> Local {
+    // The run of common bytes before `at`: sixteen bytes a step from the
+    // top, where fewer than sixteen (at the start of the value) are its
+    // first sixteen shifted up, with zeros (no common byte) below.
+    let run = if at >= 16 {
+        // `v[at]` is the `@` or `%`: the next byte of `at - 1` is there.
+        let hi = (!common_run(v, at - 16)).leading_zeros() as usize / 8;
+        if hi < 16 {
+            hi
+        } else if at >= 32 {
+            match (!common_run(v, at - 32)).leading_zeros() as usize / 8 {
+                16 => return Local::Unsure,
+                lo => 16 + lo,
+            }
+        } else if at > 16 {
+            // At least seventeen bytes, as `at` is in `v`.
+            16 + (!(common_run(v, 0) << (8 * (32 - at)))).leading_zeros() as usize / 8
+        } else {
+            16
+        }
+    } else if at == 0 {
+        return Local::NotAddress;
+    } else if v.len() > 16 {
+        (!(common_run(v, 0) << (8 * (16 - at)))).leading_zeros() as usize / 8
+    } else {
+        return Local::Unsure;
+    };
+    let s = at - run;
+    // The byte before the run, if any, must be no local byte at all: a
+    // rarer local byte, or the first dot of a `..`, is `local_start`'s.
+    if s > 0 && is_local(v[s - 1]) {
+        return Local::Unsure;
+    }
+    if run == 0 {
+        return Local::NotAddress;
+    }
+    if v[s] == b'.' {
+        // A leading dot is stripped.
+        return Local::Unsure;
+    }
+    if v[at - 1] == b'.' {
+        return Local::NotAddress;
+    }
+    Local::Start(s)
+}
+
+/// Per byte of `v[p..p + 16]`, 0xff when it is a letter, a digit, a dot
+/// or non-ASCII (`common_local`) but not a dot followed by a dot, else
+/// 0. Written byte by byte, with no branch, for LLVM to turn into SSE2
+/// compares on all sixteen at once (no intrinsics: they need `unsafe`);
+/// the answer is read by `leading_zeros`, which keeps every bit of it
+/// (a read of one bit a byte had LLVM undo the vectors, measured).
+#[inline(always)]
+fn common_run(v: &[u8], p: usize) -> u128 {
+    // Seventeen bytes: each of the sixteen and the byte after it.
+    let w: &[u8; 17] = v[p..].first_chunk().expect("seventeen bytes from p");
+    let mut h = [0u8; 16];
+    for k in 0..16 {
+        let x = w[k];
+        let dot = x == b'.';
+        let common =
+            ((x | 0x20).wrapping_sub(b'a') < 26) | (x.wrapping_sub(b'0') < 10) | (x >= 0x80) | dot;
+        h[k] = u8::from(common & !(dot & (w[k + 1] == b'.'))).wrapping_neg();
+    }
+    u128::from_le_bytes(h)
+}
+
+/// The start of the local part before the `@` at `at`, for any shape.
+#[inline(never)]
+fn local_start(v: &[u8], at: usize) -> Option<usize> {
     // Walks are bounded (a local part is at most 64 bytes, a domain 255)
     // so hostile values cannot make a scan quadratic: the run of local
     // bytes before `at` is looked at for 71 bytes at most (`lo`), and a
@@ -203,25 +318,7 @@ pub(super) fn email(v: &[u8], at: usize) -> Option<(usize, usize)> {
     {
         return None;
     }
-    // `scheme://user@host` names a user, not a mailbox.
-    if s >= 2 && &v[s - 2..s] == b"//" {
-        return None;
-    }
-    let (tld, end) = match domain_letters(v, domain) {
-        Domain::Alpha(tld, end) => (tld, end),
-        Domain::NotAddress => return None,
-        Domain::Unsure => {
-            let (tld, end) = domain_bytewise(v, at, domain)?;
-            let alpha = v[tld..end]
-                .iter()
-                .all(|&b| b.is_ascii_alphabetic() || b >= 0x80);
-            if !alpha {
-                return None;
-            }
-            (tld, end)
-        }
-    };
-    (end - tld >= 2 && !file_extension(&v[..end], end - tld)).then_some((s, end))
+    Some(s)
 }
 
 /// Per byte of `x`, the high bit when the byte is not a letter, a digit,

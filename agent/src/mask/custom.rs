@@ -15,6 +15,10 @@ pub(crate) struct Custom {
     words: Option<AhoCorasick>,
     /// For each word pattern: its list and whether it must be a whole word.
     word_owner: Vec<(u16, bool)>,
+    /// No regex and no word list: one flag for `Masker::collect` to test
+    /// on every value, not a length and an `Option` (measured: 2
+    /// instructions a value less).
+    empty: bool,
 }
 
 impl Custom {
@@ -50,6 +54,7 @@ impl Custom {
             )
         };
         Ok(Custom {
+            empty: regexes.is_empty() && words.is_none(),
             regexes,
             words,
             word_owner,
@@ -57,7 +62,7 @@ impl Custom {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.regexes.is_empty() && self.words.is_none()
+        self.empty
     }
 
     pub fn find(&self, v: &[u8], out: &mut Vec<Found>) {

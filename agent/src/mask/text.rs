@@ -1165,6 +1165,30 @@ mod tests {
                         v.escape_ascii().to_string()
                     );
                     found += usize::from(got.is_some());
+                    // The sixteen-byte paths on their own, where they
+                    // decide, against the walks they stand in for.
+                    let walk = local_start(&v, at);
+                    match local_common(&v, at) {
+                        Local::Start(s) => assert_eq!(walk, Some(s), "{v:?} at {at}"),
+                        Local::NotAddress => assert_eq!(walk, None, "{v:?} at {at}"),
+                        Local::Unsure => {}
+                    }
+                    if let Some(d) = domain_start(&v, at) {
+                        let letters = match domain_letters(&v, d) {
+                            Domain::Unsure => None,
+                            Domain::Alpha(t, e) => Some(Some((t, e))),
+                            Domain::NotAddress => Some(None),
+                        };
+                        let short = match domain_short(&v, d) {
+                            Domain::Unsure => None,
+                            Domain::Alpha(t, e) => Some(Some((t, e))),
+                            Domain::NotAddress => Some(None),
+                        };
+                        if let Some(short) = short {
+                            let slow = letters.unwrap_or_else(|| domain_bytewise(&v, at, d));
+                            assert_eq!(short, slow, "{v:?} at {at}");
+                        }
+                    }
                 }
             }
         }

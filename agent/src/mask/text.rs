@@ -184,9 +184,10 @@ fn local_common(v: &[u8], at: usize) -> Local {
     // first sixteen shifted up, with zeros (no common byte) below.
     let run = if at >= 16 {
         // `v[at]` is the `@` or `%`: the next byte of `at - 1` is there.
-        let hi = (!common_run(v, at - 16)).leading_zeros() as usize / 8;
-        if hi < 16 {
-            hi
+        // All sixteen common (the usual case) is one compare, not a count.
+        let hi = common_run(v, at - 16);
+        if hi != u128::MAX {
+            (!hi).leading_zeros() as usize / 8
         } else if at >= 32 {
             match (!common_run(v, at - 32)).leading_zeros() as usize / 8 {
                 16 => return Local::Unsure,

@@ -354,13 +354,15 @@ fn next_trigger(t: &Triggers, v: &[u8], mut i: usize) -> Option<(usize, u8)> {
             let keep = u128::from_le_bytes(*KEEP[16 - d..].first_chunk().unwrap());
             break base + first(hits(c, t) & keep)?;
         } else if let (Some(lo), Some(hi)) = (v[i..].first_chunk::<8>(), v.last_chunk::<8>()) {
-            // Eight to fifteen left: the first eight and the last eight,
-            // overlapping; a hit in the second word is at `n - 16 + byte`.
+            // Eight to fifteen left of a value under sixteen bytes: the
+            // first eight and the last eight, overlapping; a hit at byte
+            // `b` of the second word is at `n - 8 + (b - 8)` (written so,
+            // as `n - 16` would go below zero).
             let mut c = [0; 16];
             c[..8].copy_from_slice(lo);
             c[8..].copy_from_slice(hi);
             let b = first(hits(c, t))?;
-            break if b < 8 { i + b } else { n - 16 + b };
+            break if b < 8 { i + b } else { n - 8 + (b - 8) };
         } else {
             return next_trigger_table(&t.class, v, i);
         }

@@ -9,7 +9,7 @@
 use std::net::Ipv6Addr;
 
 use super::scan::{Scan, is_alnum};
-use super::swar::{HIGH, LOW7, at_least, bytes_equal, letters, splat, word_at};
+use super::swar::{HIGH, LOW7, at_least, bytes_equal, lanes16, letters, splat, word_at};
 use crate::config::mask::Detector;
 
 /// Bytes of a local part and of a domain label, one table look-up each
@@ -227,23 +227,19 @@ fn local_common(v: &[u8], at: usize) -> Local {
 
 /// Per byte of `v[p..p + 16]`, 0xff when it is a letter, a digit, a dot
 /// or non-ASCII (`common_local`) but not a dot followed by a dot, else
-/// 0. Written byte by byte, with no branch, for LLVM to turn into SSE2
-/// compares on all sixteen at once (no intrinsics: they need `unsafe`);
-/// the answer is read by `leading_zeros`, which keeps every bit of it
-/// (a read of one bit a byte had LLVM undo the vectors, measured).
+/// 0: SSE2 compares on all sixteen at once (`lanes16`), the answer read
+/// by `leading_zeros`.
 #[inline(always)]
 fn common_run(v: &[u8], p: usize) -> u128 {
     // Seventeen bytes: each of the sixteen and the byte after it.
     let w: &[u8; 17] = v[p..].first_chunk().expect("seventeen bytes from p");
-    let mut h = [0u8; 16];
-    for k in 0..16 {
+    lanes16(|k| {
         let x = w[k];
         let dot = x == b'.';
         let common =
             ((x | 0x20).wrapping_sub(b'a') < 26) | (x.wrapping_sub(b'0') < 10) | (x >= 0x80) | dot;
-        h[k] = u8::from(common & !(dot & (w[k + 1] == b'.'))).wrapping_neg();
-    }
-    u128::from_le_bytes(h)
+        common & !(dot & (w[k + 1] == b'.'))
+    })
 }
 
 /// The start of the local part before the `@` at `at`, for any shape.
@@ -431,21 +427,18 @@ fn domain_short(v: &[u8], d: usize) -> Domain {
 }
 
 /// Per byte of `v[p..p + 16]`, 0xff when it is an ASCII letter, or a dot
-/// after one, else 0. Written byte by byte, for SSE2 compares, and read
-/// whole, as `common_run`.
+/// after one, else 0 (`lanes16`, read whole, as `common_run`).
 #[inline(always)]
 fn letter_run(v: &[u8], p: usize) -> u128 {
     // Seventeen bytes: each of the sixteen and the byte before it.
     let w: &[u8; 17] = v[p - 1..]
         .first_chunk()
         .expect("seventeen bytes from p - 1");
-    let mut h = [0u8; 16];
-    for k in 0..16 {
-        let letter = |b: u8| (b | 0x20).wrapping_sub(b'a') < 26;
+    let letter = |b: u8| (b | 0x20).wrapping_sub(b'a') < 26;
+    lanes16(|k| {
         let x = w[k + 1];
-        h[k] = u8::from(letter(x) | ((x == b'.') & letter(w[k]))).wrapping_neg();
-    }
-    u128::from_le_bytes(h)
+        letter(x) | ((x == b'.') & letter(w[k]))
+    })
 }
 
 /// The domain from `d` eight bytes a step, for the commonest shape:
